@@ -1,0 +1,1 @@
+"""Model code: estimator factory, the MLflow model wrapper, metrics and tracking."""

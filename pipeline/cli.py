@@ -1,0 +1,240 @@
+"""The `churn` command line: one command per pipeline stage, params read once here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.errors import UserError
+from pipeline.paths import default_params_file, repo_root
+
+app = typer.Typer(
+    help="aftersale: churn risk for B2B suppliers from the health of each relationship.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("churn")
+
+ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params file [default: params.yaml at the project root]")]
+
+
+def _params(path: Path | None) -> dict[str, Any]:
+    from pipeline.params import load_params
+
+    return load_params(path or default_params_file())
+
+
+def _date(value: str | None, option: str):
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except ValueError as exc:
+        raise UserError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from exc
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="folder for the input tables")] = Path("data/raw"),
+    truth: Annotated[Path | None, typer.Option(help="ground-truth file [default: OUT/../truth.parquet]")] = None,
+    accounts: Annotated[int | None, typer.Option(help="accounts [default: params simulate.accounts]")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed [default: params simulate.seed]")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet")] = None,
+    params_file: ParamsOpt = None,
+) -> None:
+    """Write a simulated B2B world (the five input tables) and its ground truth."""
+    from pipeline.simulate import SimConfig
+    from pipeline.simulate import write as write_world
+
+    params = _params(params_file)
+    sim, label = params.get("simulate", {}), params.get("label", {})
+    config = SimConfig(
+        n_accounts=accounts if accounts is not None else sim.get("accounts", 5000),
+        seed=seed if seed is not None else sim.get("seed", 42),
+        start=str(sim.get("start", "2023-01-02")),
+        weeks=sim.get("weeks", 156),
+        lead_days=label.get("lead_days", 0),
+        horizon_days=label.get("horizon_days", 90),
+        mc_samples=sim.get("mc_samples", 64),
+    )
+    fmt = fmt or sim.get("format", "csv")
+    if fmt not in ("csv", "parquet"):
+        raise UserError(f"--format must be csv or parquet, not {fmt!r}")
+    started = time.perf_counter()
+    counts = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
+    typer.echo(f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
+               f"{time.perf_counter() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option(help="input folder: NAME.csv or NAME.parquet per table")],
+    out: Annotated[Path, typer.Option(help="folder for the clean Parquet tables")] = Path("data/clean"),
+) -> None:
+    """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
+    from features.catalog import left_out
+    from pipeline.validate import check, write_clean
+
+    result = check(data)
+    result.raise_if_failed()
+    result.notes.extend(f"{group}: left out {', '.join(names)}"
+                        for group, names in left_out(result.columns).items())
+    write_clean(result, out)
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"valid: {', '.join(f'{t} {n} rows' for t, n in result.rows.items())}; "
+               f"data from {result.data_start} to {result.data_end}; clean tables in {out}")
+
+
+@app.command()
+def featurize(
+    data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
+    out: Annotated[Path, typer.Option(help="with --as-of: a .csv/.parquet file; else a folder")] = Path("data/features"),
+    as_of: Annotated[str | None, typer.Option("--as-of", help="one cutoff YYYY-MM-DD; omit for the training frame")] = None,
+    params_file: ParamsOpt = None,
+) -> None:
+    """Features at one cutoff, or (without --as-of) the labelled training frame over the schedule."""
+    import pandas as pd
+
+    from features import FeatureConfig
+    from pipeline import featurize as fz
+    from pipeline.io import check_table_suffix, write_json, write_table
+    from pipeline.validate import load
+
+    params = _params(params_file)
+    cfg = FeatureConfig.from_params(params.get("features", {}))
+    label = fz.LabelSpec.from_params(params.get("label", {}))
+    groups = params.get("features", {}).get("groups") or fz.GROUPS
+    cutoff = _date(as_of, "--as-of")
+    if cutoff is not None:
+        check_table_suffix(out)
+        validated = load(data)
+        from pipeline.score import check_as_of
+
+        check_as_of(validated, cutoff)
+        frame = fz.features_at(validated, cutoff, cfg, label, groups)
+        write_table(frame, out)
+        typer.echo(f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}")
+        return
+    validated = load(data)
+    sched = params.get("schedule", {})
+    cutoffs = fz.snapshot_schedule(
+        pd.Timestamp(validated.data_start), fz.data_end(validated), label,
+        every_days=sched.get("every_days", 28), warmup_days=sched.get("warmup_days", 182),
+        start=sched.get("start"), end=sched.get("end"))
+    started = time.perf_counter()
+    frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups)
+    from pipeline.io import atomic_dir
+
+    with atomic_dir(out) as tmp:
+        frame.to_parquet(tmp / "frame.parquet", index=False)
+        write_json({"label_mode": mode, "cutoffs": [str(c.date()) for c in cutoffs],
+                    "rows": len(frame), "churn_rate": float(frame[fz.LABEL].mean()),
+                    "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
+                    "data_start": validated.data_start, "data_end": validated.data_end},
+                   tmp / "meta.json")
+    typer.echo(f"training frame: {len(frame)} rows, {len(cutoffs)} cutoffs, {frame.shape[1] - 3} "
+               f"features, label {mode} (churn rate {frame[fz.LABEL].mean():.3f}) in "
+               f"{time.perf_counter() - started:.1f}s -> {out}")
+
+
+@app.command()
+def train(
+    frame: Annotated[Path, typer.Option(help="training frame folder")] = Path("data/features"),
+    model_out: Annotated[Path, typer.Option("--model-out", help="folder for the DVC-tracked model")] = Path("data/model"),
+    params_file: ParamsOpt = None,
+) -> None:
+    """Train LightGBM, log the run to MLflow, register the model as challenger."""
+    from pipeline.train import run
+
+    info = run(frame, model_out, _params(params_file), repo_root())
+    typer.echo(f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
+               f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
+               + (" (champion: first model)" if info["champion"] else ""))
+
+
+@app.command()
+def evaluate(
+    frame: Annotated[Path, typer.Option(help="training frame folder")] = Path("data/features"),
+    model: Annotated[Path, typer.Option(help="DVC-tracked model folder")] = Path("data/model"),
+    reports: Annotated[Path, typer.Option(help="folder for metrics.json and plots")] = Path("reports"),
+    params_file: ParamsOpt = None,
+) -> None:
+    """Out-of-time test metrics (and the oracle's on simulated data), plots, MLflow logging."""
+    from pipeline.evaluate import run
+
+    params = _params(params_file)
+    truth = params.get("data", {}).get("truth")
+    metrics = run(frame, model, Path(truth) if truth else None, reports, params, repo_root())
+    t = metrics["test"]
+    line = f"test AUC {t['auc']:.3f}, PR-AUC {t['pr_auc']:.3f}, Brier {t['brier']:.4f} on {t['n']} rows"
+    if "oracle" in metrics:
+        line += f"; oracle AUC {metrics['oracle']['auc']:.3f} ({t['auc_vs_oracle']:.1%} of it)"
+    typer.echo(line + f" -> {reports / 'metrics.json'}")
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
+    out: Annotated[Path, typer.Option(help="score file, .csv or .parquet")] = Path("outputs/scores.csv"),
+    accounts: Annotated[Path | None, typer.Option(help="customer list (.csv/.parquet) with an account_id column")] = None,
+    all_active: Annotated[bool, typer.Option("--all-active", help="score every active account")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD [default: the day after the data ends]")] = None,
+    model: Annotated[str | None, typer.Option(help="model URI or folder [default: registry champion, else data/model]")] = None,
+    params_file: ParamsOpt = None,
+) -> None:
+    """Score a customer list (or every active account): probability, tier, status per account."""
+    from models.tracking import load_model
+    from pipeline.io import check_table_suffix
+    from pipeline.score import read_account_list, run
+    from pipeline.train import MODEL_SUBDIR
+    from pipeline.validate import load
+
+    if (accounts is None) == (not all_active):
+        raise UserError("give either --accounts FILE or --all-active")
+    check_table_suffix(out)
+    params = _params(params_file)
+    listed = read_account_list(accounts) if accounts is not None else None
+    validated = load(data)
+    root = repo_root()
+    loaded = load_model(root, params["mlflow"]["registered_model"], model,
+                        root / "data" / "model" / MODEL_SUBDIR)
+    tiers = params.get("score", {}).get("tiers", {"high": 0.25, "medium": 0.1, "low": 0.0})
+    meta = run(validated, loaded, _date(as_of, "--as-of"), listed, tiers, out)
+    typer.echo(f"scored as of {meta['as_of']} with {meta['model_version']}: "
+               + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
+               + f"; tiers: " + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
+               + f" -> {out}")
+
+
+def main() -> None:
+    """Console entry point: user errors print a message and exit 2, without a traceback."""
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Features for one cutoff, or the training frame over a snapshot schedule with labels."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from features import FeatureConfig, build_features, eligible_spine
+from features.catalog import GROUPS
+from pipeline.errors import UserError
+from pipeline.validate import Validated
+
+log = logging.getLogger(__name__)
+
+KEYS = ["account_id", "cutoff"]
+LABEL = "label"
+LABEL_MODES = ("auto", "explicit", "inactivity")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """How churn is defined: the label window [cutoff + lead, cutoff + lead + horizon)."""
+
+    mode: str = "auto"
+    lead_days: int = 0
+    horizon_days: int = 90
+    active_days: int = 365  # inactivity mode: eligible only if it ordered this recently
+
+    @classmethod
+    def from_params(cls, params: dict) -> LabelSpec:
+        spec = cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
+        if spec.mode not in LABEL_MODES:
+            raise UserError(f"label.mode must be one of {', '.join(LABEL_MODES)}; got {spec.mode!r}")
+        if spec.horizon_days <= 0 or spec.lead_days < 0:
+            raise UserError("label.horizon_days must be > 0 and label.lead_days >= 0")
+        return spec
+
+    def resolve(self, tables: dict[str, ir.Table]) -> str:
+        """The label mode in force for this data (`auto`: explicit when a churn table exists)."""
+        if self.mode == "auto":
+            return "explicit" if "churn" in tables else "inactivity"
+        if self.mode == "explicit" and "churn" not in tables:
+            raise UserError("label.mode is 'explicit' but the data has no churn table; "
+                            "add churn.csv or set label.mode to inactivity or auto")
+        return self.mode
+
+    @property
+    def window_days(self) -> int:
+        return self.lead_days + self.horizon_days
+
+
+def ibis_tables(validated: Validated) -> dict[str, ir.Table]:
+    """The clean tables as Ibis tables on the validation's DuckDB connection."""
+    con = ibis.duckdb.from_connection(validated.con)
+    return {name: con.table(validated.view(name)) for name in validated.columns}
+
+
+def data_end(validated: Validated) -> pd.Timestamp:
+    """The first day after the data: scores 'as of the end of the data' use this cutoff."""
+    return pd.Timestamp(validated.data_end) + pd.Timedelta(days=1)
+
+
+def snapshot_schedule(
+    data_start: pd.Timestamp,
+    data_stop: pd.Timestamp,
+    label: LabelSpec,
+    every_days: int = 28,
+    warmup_days: int = 182,
+    start: str | None = None,
+    end: str | None = None,
+) -> list[pd.Timestamp]:
+    """Training cutoffs every `every_days`, each with a complete label window before `data_stop`.
+
+    A derived first cutoff is rounded up to a Monday, so that schedules line up week by week.
+    """
+    first = pd.Timestamp(start) if start else data_start.normalize() + pd.Timedelta(days=warmup_days)
+    if not start:
+        first += pd.Timedelta(days=(7 - first.weekday()) % 7)
+    last_possible = data_stop - pd.Timedelta(days=label.window_days)
+    last = min(pd.Timestamp(end), last_possible) if end else last_possible
+    cutoffs = list(pd.date_range(first, last, freq=f"{every_days}D"))
+    if not cutoffs:
+        raise UserError(
+            f"no training cutoff fits between {first.date()} and {last.date()}: the data "
+            f"({data_start.date()} to {data_stop.date()}) is too short for a {warmup_days}-day "
+            f"warm-up plus a {label.window_days}-day label window; lower schedule.warmup_days "
+            "or label.horizon_days, or provide more history")
+    return cutoffs
+
+
+def spine_for(tables: dict[str, ir.Table], cutoffs: Sequence[pd.Timestamp], mode: str,
+              label: LabelSpec) -> ir.Table:
+    """Eligible (account, cutoff) pairs under the label mode in force."""
+    active = label.active_days if mode == "inactivity" else None
+    return eligible_spine(tables, cutoffs, active_days=active)
+
+
+def add_labels(tables: dict[str, ir.Table], spine: ir.Table, mode: str, label: LabelSpec) -> ir.Table:
+    """Add the label; explicit-mode rows that churn inside the lead gap are dropped."""
+    lo = spine.cutoff + ibis.interval(days=label.lead_days)
+    hi = spine.cutoff + ibis.interval(days=label.window_days)
+    s = spine.mutate(_lo=lo, _hi=hi)
+    if mode == "explicit":
+        churn = tables["churn"].select(_cid="account_id", _at="churned_at")
+        t = s.left_join(churn, s.account_id == churn._cid)
+        t = t.filter(t._at.isnull() | (t._at >= t._lo))
+        return t.select(*KEYS, **{LABEL: (t._at.notnull() & (t._at < t._hi)).cast("int8")})
+    orders = tables["orders"]
+    hits = orders.join(s, [orders.account_id == s.account_id, orders.order_date >= s._lo,
+                           orders.order_date < s._hi])
+    counts = hits.group_by(_aid=hits.account_id, _cut=hits.cutoff).aggregate(_n=hits.count())
+    t = s.left_join(counts, [s.account_id == counts._aid, s.cutoff == counts._cut])
+    return t.select(*KEYS, **{LABEL: t._n.isnull().cast("int8")})
+
+
+def _to_pandas(expr: ir.Table) -> pd.DataFrame:
+    frame = expr.order_by(["cutoff", "account_id"]).to_pandas()
+    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).astype("datetime64[us]")
+    return frame.reset_index(drop=True)
+
+
+def features_at(validated: Validated, as_of: pd.Timestamp, cfg: FeatureConfig, label: LabelSpec,
+                groups: Sequence[str] = GROUPS) -> pd.DataFrame:
+    """One row of features per account eligible at `as_of` (no labels)."""
+    tables = ibis_tables(validated)
+    mode = label.resolve(tables)
+    spine = spine_for(tables, [as_of], mode, label)
+    return _to_pandas(build_features(tables, spine, cfg, groups))
+
+
+def training_frame(
+    validated: Validated, cutoffs: Sequence[pd.Timestamp], cfg: FeatureConfig, label: LabelSpec,
+    groups: Sequence[str] = GROUPS,
+) -> tuple[pd.DataFrame, str]:
+    """Features and labels for every eligible (account, cutoff); returns (frame, label mode)."""
+    tables = ibis_tables(validated)
+    mode = label.resolve(tables)
+    log.info("building the training frame: %d cutoffs %s to %s, label %s",
+             len(cutoffs), cutoffs[0].date(), cutoffs[-1].date(), mode)
+    spine = spine_for(tables, cutoffs, mode, label)
+    labelled = add_labels(tables, spine, mode, label)
+    feats = build_features(tables, labelled.select(*KEYS), cfg, groups)
+    frame = feats.join(labelled, KEYS)
+    return _to_pandas(frame), mode

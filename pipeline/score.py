@@ -1,0 +1,128 @@
+"""Batch scores for a customer list (or every active account) as of a date."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import FeatureConfig
+from models.tracking import LoadedModel
+from pipeline.errors import UserError
+from pipeline.featurize import LabelSpec, data_end, features_at, ibis_tables
+from pipeline.io import read_table, write_json, write_table
+from pipeline.validate import Validated
+
+log = logging.getLogger(__name__)
+
+SCORED = "scored"
+COLUMNS = ["account_id", "as_of", "p_churn", "risk_tier", "model_version", "status"]
+
+
+def risk_tier(p: pd.Series, tiers: Mapping[str, float]) -> pd.Series:
+    """The first tier (highest threshold first) whose lower bound the probability reaches."""
+    ordered = sorted(tiers.items(), key=lambda kv: kv[1], reverse=True)
+    out = pd.Series(pd.NA, index=p.index, dtype="object")
+    for name, lower in reversed(ordered):
+        out[p >= lower] = name
+    out[p.isna()] = pd.NA
+    return out
+
+
+def read_account_list(path: Path) -> pd.DataFrame:
+    """A customer list file with an account_id column (other columns pass through)."""
+    frame = read_table(path)
+    if "account_id" not in frame.columns:
+        raise UserError(f"{path}: the account list needs an account_id column; "
+                        f"it has: {', '.join(map(str, frame.columns))}")
+    frame["account_id"] = frame["account_id"].astype(str).str.strip()
+    return frame
+
+
+def _status_of_unscored(validated: Validated, ids: pd.Series, as_of: pd.Timestamp) -> pd.Series:
+    """Why known accounts that are not eligible at `as_of` got no score."""
+    con = validated.con
+    known = set(con.execute("SELECT account_id FROM clean_accounts").df()["account_id"])
+    status = pd.Series("inactive", index=ids.index, dtype="object")
+    if "churn" in validated.columns:
+        churned = con.execute("SELECT account_id FROM clean_churn WHERE churned_at < ?",
+                              [as_of.to_pydatetime()]).df()["account_id"]
+        status[ids.isin(set(churned))] = "churned"
+    start = "customer_since" if "customer_since" in validated.columns["accounts"] else "NULL"
+    not_yet = con.execute(
+        f"SELECT a.account_id FROM clean_accounts a LEFT JOIN (SELECT account_id, "
+        f"min(order_date) AS f FROM clean_orders GROUP BY 1) o USING (account_id) "
+        f"WHERE coalesce(a.{start}, o.f) IS NULL OR coalesce(a.{start}, o.f) >= ?",
+        [as_of.to_pydatetime()]).df()["account_id"]
+    status[ids.isin(set(not_yet))] = "not_yet_customer"
+    status[~ids.isin(known)] = "unknown_account"
+    return status
+
+
+def check_as_of(validated: Validated, as_of: pd.Timestamp) -> None:
+    """The as-of date must fall within the data (after its start, at most a day after its end)."""
+    start, stop = pd.Timestamp(validated.data_start), data_end(validated)
+    if not start < as_of <= stop:
+        raise UserError(f"--as-of {as_of.date()} is outside the data, which runs from "
+                        f"{start.date()} to {validated.data_end}; pick a date after "
+                        f"{start.date()} and no later than {stop.date()}")
+
+
+def score(validated: Validated, model: LoadedModel, as_of: pd.Timestamp,
+          accounts: pd.DataFrame | None, tiers: Mapping[str, float]) -> pd.DataFrame:
+    """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date."""
+    check_as_of(validated, as_of)
+    cm = model.churn_model
+    cfg = FeatureConfig.from_params(cm.feature_config)
+    label = LabelSpec.from_params(cm.label)
+    feats = features_at(validated, as_of, cfg, label)
+    missing = [f for f in cm.features if f not in feats.columns]
+    if missing:
+        raise UserError(f"the model needs features this data cannot provide: {', '.join(missing)}"
+                        "; retrain on this data or add the tables and columns they need")
+    feats = feats.copy()
+    feats["p_churn"] = model.pyfunc.predict(feats[cm.features]).to_numpy() if len(feats) else []
+    feats["p_churn"] = feats["p_churn"].astype(float).round(6)
+    if accounts is None:
+        out = feats[["account_id", "p_churn"]].copy()
+        out["status"] = SCORED
+        out = out.sort_values(["p_churn", "account_id"], ascending=[False, True], kind="stable")
+    else:
+        out = accounts.copy()
+        dup = out["account_id"].duplicated()
+        out = out.merge(feats[["account_id", "p_churn"]], on="account_id", how="left")
+        out["status"] = np.where(out["p_churn"].notna(), SCORED, None)
+        unscored = out["status"].isna()
+        out.loc[unscored, "status"] = _status_of_unscored(validated, out.loc[unscored, "account_id"], as_of)
+        out.loc[dup.to_numpy(), ["status", "p_churn"]] = ["duplicate", np.nan]
+    out["as_of"] = as_of.date().isoformat()
+    out["risk_tier"] = risk_tier(out["p_churn"], tiers)
+    out["model_version"] = model.version
+    extra = [c for c in out.columns if c not in COLUMNS]
+    return out[COLUMNS + extra].reset_index(drop=True)
+
+
+def run(validated: Validated, model: LoadedModel, as_of: pd.Timestamp | None,
+        accounts: pd.DataFrame | None, tiers: Mapping[str, float], out: Path) -> dict[str, Any]:
+    """Score and write the file plus its metadata (model, data range, counts by status)."""
+    as_of = as_of or data_end(validated)
+    scores = score(validated, model, as_of, accounts, tiers)
+    meta = {
+        "as_of": as_of.date().isoformat(),
+        "model_version": model.version,
+        "data_start": validated.data_start,
+        "data_end": validated.data_end,
+        "rows": len(scores),
+        "status_counts": scores["status"].value_counts().to_dict(),
+        "tier_counts": scores["risk_tier"].value_counts().to_dict(),
+    }
+    write_table(scores, out)
+    write_json(meta, out.with_name(out.stem + ".meta.json"))
+    return meta
+
+
+__all__ = ["ibis_tables", "read_account_list", "risk_tier", "run", "score"]

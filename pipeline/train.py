@@ -1,0 +1,126 @@
+"""Train the churn-risk model on the training fold, log it to MLflow and save it for DVC."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+import models
+from features.catalog import CATALOG
+from models.churn_model import ChurnModel
+from models.estimator import fit_lgbm
+from models.metrics import binary_metrics
+from models.tracking import configure, run_tags, set_aliases
+from pipeline.errors import UserError
+from pipeline.featurize import KEYS, LABEL, LabelSpec
+from pipeline.io import atomic_dir, write_json
+from pipeline.params import flatten
+from pipeline.split import Folds, split_cutoffs
+
+log = logging.getLogger(__name__)
+
+MODEL_SUBDIR = "mlflow"
+INFO_NAME = "train_info.json"
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Every column of the training frame but the keys and the label."""
+    return [c for c in frame.columns if c not in (*KEYS, LABEL)]
+
+
+def read_frame(frame_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training frame and its metadata written by the featurize stage."""
+    path, meta = Path(frame_dir) / "frame.parquet", Path(frame_dir) / "meta.json"
+    if not path.is_file() or not meta.is_file():
+        raise UserError(f"no training frame in {frame_dir}; run `dvc repro featurize` first")
+    return pd.read_parquet(path), json.loads(meta.read_text())
+
+
+def folds_for(frame: pd.DataFrame, params: dict[str, Any]) -> Folds:
+    """The train/validation/test cutoffs of `frame` under the split and label params."""
+    label = LabelSpec.from_params(params["label"])
+    split = params["split"]
+    return split_cutoffs(frame["cutoff"].unique(), split["test_cutoffs"], split["valid_cutoffs"],
+                         label.window_days)
+
+
+def fit(frame: pd.DataFrame, folds: Folds, train_params: dict[str, Any]):
+    """Fit LightGBM on the training fold with early stopping on the validation fold."""
+    fold = folds.fold_of(frame["cutoff"])
+    features = feature_columns(frame)
+    tr, va = frame[fold == "train"], frame[fold == "valid"]
+    for name, part in (("training", tr), ("validation", va)):
+        if part[LABEL].nunique() < 2:
+            raise UserError(f"the {name} fold has no churners (or only churners): "
+                            "use a longer history or a longer label.horizon_days")
+    log.info("training on %d rows (%d cutoffs), validating on %d rows", len(tr),
+             len(folds.train), len(va))
+    return fit_lgbm(train_params, tr[features], tr[LABEL], va[features], va[LABEL])
+
+
+def _requirements() -> list[str]:
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy")]
+
+
+def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) -> dict[str, Any]:
+    """The train stage: fit, log one MLflow run, register the model, save it for DVC."""
+    frame, meta = read_frame(frame_dir)
+    folds = folds_for(frame, params)
+    estimator = fit(frame, folds, params["train"])
+    features = feature_columns(frame)
+    label = {**params["label"], "mode": meta["label_mode"]}
+    model = ChurnModel(estimator, features, params["features"], label)
+
+    valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
+    valid_metrics = binary_metrics(valid[LABEL].to_numpy(), model.predict_proba(valid))
+    example = valid[features].head(5).reset_index(drop=True)
+    signature = infer_signature(example, model.predict(None, example))
+
+    cfg = params["mlflow"]
+    configure(root, cfg["experiment"])
+    with mlflow.start_run(tags=run_tags(root)) as active:
+        mlflow.log_params(flatten(params))
+        mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
+        mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)
+        mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
+        mlflow.log_dict([asdict(f) | {"expr": None} for f in CATALOG if f.name in features],
+                        "feature_catalog.json")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, signature=signature, input_example=example,
+            registered_model_name=cfg["registered_model"], pip_requirements=_requirements(),
+            code_paths=[str(Path(models.__file__).parent)],
+        )
+        version_ = str(info.registered_model_version)
+        champion = set_aliases(cfg["registered_model"], version_)
+        run_id = active.info.run_id
+
+    train_info = {
+        "run_id": run_id,
+        "model_uri": info.model_uri,
+        "registered_model": cfg["registered_model"],
+        "version": version_,
+        "champion": champion,
+        "trees": int(estimator.best_iteration_ or estimator.n_estimators),
+        "features": features,
+        "folds": folds.as_dict(),
+        "valid": valid_metrics,
+    }
+    with atomic_dir(model_dir) as tmp:
+        mlflow.pyfunc.save_model(
+            str(tmp / MODEL_SUBDIR), python_model=model, signature=signature,
+            input_example=example, pip_requirements=_requirements(),
+            code_paths=[str(Path(models.__file__).parent)],
+        )
+        write_json(train_info, tmp / INFO_NAME)
+    log.info("registered %s version %s (challenger%s); valid AUC %.3f",
+             cfg["registered_model"], version_, ", champion" if champion else "",
+             valid_metrics["auc"])
+    return train_info
