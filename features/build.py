@@ -27,7 +27,9 @@ KEYS = ["account_id", "cutoff"]
 
 def cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> ir.Table:
     """A one-column table of cutoffs (timestamps at midnight)."""
-    values = pd.DataFrame({"cutoff": pd.to_datetime(pd.Series(list(cutoffs))).astype("datetime64[us]")})
+    values = pd.DataFrame(
+        {"cutoff": pd.to_datetime(pd.Series(list(cutoffs))).astype("datetime64[us]")}
+    )
     return ibis.memtable(values).cast({"cutoff": "timestamp"})
 
 
@@ -44,7 +46,8 @@ def eligible_spine(
     """
     accounts, orders = tables["accounts"], tables["orders"]
     first = orders.group_by(orders.account_id.name("_aid")).aggregate(
-        _first_order=orders.order_date.min())
+        _first_order=orders.order_date.min()
+    )
     acc = accounts.left_join(first, accounts.account_id == first._aid)
     since = acc.customer_since if "customer_since" in accounts.columns else ibis.null("timestamp")
     acc = acc.select("account_id", _start=ibis.coalesce(since, acc._first_order))
@@ -52,14 +55,20 @@ def eligible_spine(
     if "churn" in tables:
         churn = tables["churn"].select(_cid="account_id", _churned_at="churned_at")
         spine = spine.left_join(churn, spine.account_id == churn._cid).filter(
-            lambda t: t._churned_at.isnull() | (t._churned_at >= t.cutoff))
+            lambda t: t._churned_at.isnull() | (t._churned_at >= t.cutoff)
+        )
     spine = spine.select(*KEYS)
     if active_days is not None:
         s = spine.select(_aid="account_id", _cut="cutoff")
         recent = orders.join(s, [orders.account_id == s._aid, orders.order_date < s._cut])
-        recent = recent.filter(
-            (recent._cut.epoch_seconds() - recent.order_date.epoch_seconds()) / 86400.0 <= active_days
-        ).select(account_id="_aid", cutoff="_cut").distinct()
+        recent = (
+            recent.filter(
+                (recent._cut.epoch_seconds() - recent.order_date.epoch_seconds()) / 86400.0
+                <= active_days
+            )
+            .select(account_id="_aid", cutoff="_cut")
+            .distinct()
+        )
         spine = recent
     return spine
 
@@ -78,7 +87,8 @@ def _source_aggregates(
     age = days_before(joined, ts) if ts in source.columns else ibis.null("float64")
     joined = joined.mutate(age=age)
     return joined.group_by(_aid="_aid", _cut="_cut").aggregate(
-        **{f.name: f.expr(joined, cfg) for f in features})
+        **{f.name: f.expr(joined, cfg) for f in features}
+    )
 
 
 def build_features(

@@ -19,14 +19,21 @@ class FeatureConfig:
     long_days: int = 365
     direct_channels: tuple[str, ...] = ("ordering_terminal", "edi", "portal", "vmi")
     transactional_types: tuple[str, ...] = ("price_negotiation", "contract_negotiation", "dispute")
-    collaborative_types: tuple[str, ...] = ("planning_meeting", "design_collaboration", "business_review")
+    collaborative_types: tuple[str, ...] = (
+        "planning_meeting",
+        "design_collaboration",
+        "business_review",
+    )
     sharing_types: tuple[str, ...] = ("forecast_shared", "planning_meeting", "design_collaboration")
 
     @classmethod
     def from_params(cls, params: dict) -> FeatureConfig:
         """Build from the `features` section of params.yaml (lists become tuples)."""
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
-                 if k in cls.__dataclass_fields__}
+        known = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in params.items()
+            if k in cls.__dataclass_fields__
+        }
         return cls(**known)
 
 
@@ -69,8 +76,13 @@ def ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
 def _catalog() -> tuple[Feature, ...]:
     from features import dependency, engagement, promises, silence, trust
 
-    features = (*silence.FEATURES, *dependency.FEATURES, *trust.FEATURES,
-                *promises.FEATURES, *engagement.FEATURES)
+    features = (
+        *silence.FEATURES,
+        *dependency.FEATURES,
+        *trust.FEATURES,
+        *promises.FEATURES,
+        *engagement.FEATURES,
+    )
     names = [f.name for f in features]
     duplicated = {n for n in names if names.count(n) > 1}
     if duplicated:  # a bug in the catalog, not user input
@@ -107,8 +119,11 @@ def left_out(columns: dict[str, list[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for feature in CATALOG:
         if feature.name not in kept:
-            needs = feature.inputs if feature.source == "derived" else (
-                [feature.source] + [f"{feature.source}.{c}" for c in feature.requires])
+            needs = (
+                feature.inputs
+                if feature.source == "derived"
+                else ([feature.source] + [f"{feature.source}.{c}" for c in feature.requires])
+            )
             out.setdefault(feature.group, []).append(f"{feature.name} (needs {', '.join(needs)})")
     return out
 

@@ -33,37 +33,54 @@ def _lateness_days(t):
 
 FEATURES = (
     Feature(
-        "on_time_rate_long", G,
+        "on_time_rate_long",
+        G,
         "Share of orders due in the long window that were delivered by the promised date.",
-        "share", "lower", "orders",
-        lambda t, c: 1.0 - ratio(
-            t.account_id.count(where=_due(t, c.long_days) & _late(t)),
-            t.account_id.count(where=_due(t, c.long_days)),
+        "share",
+        "lower",
+        "orders",
+        lambda t, c: (
+            1.0
+            - ratio(
+                t.account_id.count(where=_due(t, c.long_days) & _late(t)),
+                t.account_id.count(where=_due(t, c.long_days)),
+            )
         ),
         requires=NEEDS,
     ),
     Feature(
-        "mean_lateness_days_long", G,
+        "mean_lateness_days_long",
+        G,
         "Mean days late of orders due in the long window (0 for orders on time).",
-        "days", "higher", "orders",
+        "days",
+        "higher",
+        "orders",
         lambda t, c: _lateness_days(t).mean(where=_due(t, c.long_days)),
         requires=NEEDS,
     ),
     Feature(
-        "broken_promises_recent", G,
+        "broken_promises_recent",
+        G,
         "Orders due in the recent window that missed their promised date.",
-        "count", "higher", "orders",
+        "count",
+        "higher",
+        "orders",
         lambda t, c: t.account_id.count(where=_due(t, c.recent_days) & _late(t)),
-        requires=NEEDS, fill_zero=True,
+        requires=NEEDS,
+        fill_zero=True,
     ),
     Feature(
-        "open_overdue_orders", G,
+        "open_overdue_orders",
+        G,
         "Orders past their promised date and still not delivered at the cutoff.",
-        "count", "higher", "orders",
+        "count",
+        "higher",
+        "orders",
         lambda t, c: t.account_id.count(
             where=(t.promised_date < t.cutoff)
             & (t.delivered_date.isnull() | (t.delivered_date >= t.cutoff))
         ),
-        requires=NEEDS, fill_zero=True,
+        requires=NEEDS,
+        fill_zero=True,
     ),
 )

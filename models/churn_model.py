@@ -12,8 +12,13 @@ import pandas as pd
 class ChurnModel(mlflow.pyfunc.PythonModel):
     """A fitted classifier with the feature list and feature settings it was trained on."""
 
-    def __init__(self, estimator: Any, features: list[str], feature_config: dict[str, Any],
-                 label: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        estimator: Any,
+        features: list[str],
+        feature_config: dict[str, Any],
+        label: dict[str, Any],
+    ) -> None:
         self.estimator = estimator
         self.features = list(features)
         self.feature_config = dict(feature_config)

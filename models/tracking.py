@@ -22,7 +22,9 @@ CHALLENGER = "challenger"
 
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI if set, else the SQLite store at the repo root."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    return (
+        os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    )
 
 
 def configure(root: Path, experiment: str) -> str:
@@ -47,8 +49,9 @@ def configure(root: Path, experiment: str) -> str:
 def git_commit(root: Path) -> str | None:
     """The commit of the code that ran (None outside git)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() or None
@@ -91,7 +94,7 @@ class LoadedModel:
 
 
 def load_model(root: Path, registered_name: str, uri: str | None, fallback: Path) -> LoadedModel:
-    """Load `uri` if given; else the registry's champion, else the DVC-tracked model at `fallback`."""
+    """Load `uri` if given, else the registry's champion, else the DVC-tracked `fallback`."""
     if uri:
         target = uri
         if "://" not in uri and ":/" not in uri:
@@ -108,11 +111,17 @@ def load_model(root: Path, registered_name: str, uri: str | None, fallback: Path
             model = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
             return LoadedModel(model, f"{registered_name}/{mv.version}")
         except MlflowException as exc:
-            log.warning("no '%s' champion in the MLflow store (%s); using the DVC-tracked model %s",
-                        registered_name, str(exc).splitlines()[0], fallback)
+            log.warning(
+                "no '%s' champion in the MLflow store (%s); using the DVC-tracked model %s",
+                registered_name,
+                str(exc).splitlines()[0],
+                fallback,
+            )
     else:
         log.warning("no MLflow store at %s; using the DVC-tracked model %s", store, fallback)
     if not (Path(fallback) / "MLmodel").is_file():
-        raise UserError(f"no model to score with: no champion in the registry and no model at "
-                        f"{fallback}; run `dvc repro` (or `make run`) first, or pass --model")
+        raise UserError(
+            f"no model to score with: no champion in the registry and no model at "
+            f"{fallback}; run `dvc repro` (or `make run`) first, or pass --model"
+        )
     return LoadedModel(mlflow.pyfunc.load_model(str(Path(fallback).resolve())), f"dvc:{fallback}")

@@ -1,1 +1,1 @@
-"""The pipeline stages (simulate, validate, featurize, train, evaluate, score) and the `churn` CLI."""
+"""The pipeline stages (simulate, validate, featurize, train, evaluate, score) and the CLI."""

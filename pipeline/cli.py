@@ -21,7 +21,10 @@ app = typer.Typer(
 )
 log = logging.getLogger("churn")
 
-ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params file [default: params.yaml at the project root]")]
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option("--params", help="params file [default: params.yaml at the project root]"),
+]
 
 
 def _params(path: Path | None) -> dict[str, Any]:
@@ -42,7 +45,9 @@ def _date(value: str | None, option: str):
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(message)s",
@@ -56,9 +61,15 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug 
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="folder for the input tables")] = Path("data/raw"),
-    truth: Annotated[Path | None, typer.Option(help="ground-truth file [default: OUT/../truth.parquet]")] = None,
-    accounts: Annotated[int | None, typer.Option(help="accounts [default: params simulate.accounts]")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed [default: params simulate.seed]")] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="ground-truth file [default: OUT/../truth.parquet]")
+    ] = None,
+    accounts: Annotated[
+        int | None, typer.Option(help="accounts [default: params simulate.accounts]")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="random seed [default: params simulate.seed]")
+    ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet")] = None,
     params_file: ParamsOpt = None,
 ) -> None:
@@ -82,14 +93,18 @@ def simulate(
         raise UserError(f"--format must be csv or parquet, not {fmt!r}")
     started = time.perf_counter()
     counts = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
-    typer.echo(f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
-               f"{time.perf_counter() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    typer.echo(
+        f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
+        f"{time.perf_counter() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 @app.command()
 def validate(
     data: Annotated[Path, typer.Option(help="input folder: NAME.csv or NAME.parquet per table")],
-    out: Annotated[Path, typer.Option(help="folder for the clean Parquet tables")] = Path("data/clean"),
+    out: Annotated[Path, typer.Option(help="folder for the clean Parquet tables")] = Path(
+        "data/clean"
+    ),
 ) -> None:
     """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
     from features.catalog import left_out
@@ -97,23 +112,31 @@ def validate(
 
     result = check(data)
     result.raise_if_failed()
-    result.notes.extend(f"{group}: left out {', '.join(names)}"
-                        for group, names in left_out(result.columns).items())
+    result.notes.extend(
+        f"{group}: left out {', '.join(names)}" for group, names in left_out(result.columns).items()
+    )
     write_clean(result, out)
     for note in result.notes:
         typer.echo(f"note: {note}")
-    typer.echo(f"valid: {', '.join(f'{t} {n} rows' for t, n in result.rows.items())}; "
-               f"data from {result.data_start} to {result.data_end}; clean tables in {out}")
+    typer.echo(
+        f"valid: {', '.join(f'{t} {n} rows' for t, n in result.rows.items())}; "
+        f"data from {result.data_start} to {result.data_end}; clean tables in {out}"
+    )
 
 
 @app.command()
 def featurize(
     data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
-    out: Annotated[Path, typer.Option(help="with --as-of: a .csv/.parquet file; else a folder")] = Path("data/features"),
-    as_of: Annotated[str | None, typer.Option("--as-of", help="one cutoff YYYY-MM-DD; omit for the training frame")] = None,
+    out: Annotated[
+        Path, typer.Option(help="with --as-of: a .csv/.parquet file; else a folder")
+    ] = Path("data/features"),
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="one cutoff YYYY-MM-DD; omit for the training frame"),
+    ] = None,
     params_file: ParamsOpt = None,
 ) -> None:
-    """Features at one cutoff, or (without --as-of) the labelled training frame over the schedule."""
+    """Features at one cutoff, or (without --as-of) the labelled frame over the schedule."""
     import pandas as pd
 
     from features import FeatureConfig
@@ -134,50 +157,72 @@ def featurize(
         check_as_of(validated, cutoff)
         frame = fz.features_at(validated, cutoff, cfg, label, groups)
         write_table(frame, out)
-        typer.echo(f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}")
+        typer.echo(
+            f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
+        )
         return
     validated = load(data)
     sched = params.get("schedule", {})
     cutoffs = fz.snapshot_schedule(
-        pd.Timestamp(validated.data_start), fz.data_end(validated), label,
-        every_days=sched.get("every_days", 28), warmup_days=sched.get("warmup_days", 182),
-        start=sched.get("start"), end=sched.get("end"))
+        pd.Timestamp(validated.data_start),
+        fz.data_end(validated),
+        label,
+        every_days=sched.get("every_days", 28),
+        warmup_days=sched.get("warmup_days", 182),
+        start=sched.get("start"),
+        end=sched.get("end"),
+    )
     started = time.perf_counter()
     frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups)
     from pipeline.io import atomic_dir
 
     with atomic_dir(out) as tmp:
         frame.to_parquet(tmp / "frame.parquet", index=False)
-        write_json({"label_mode": mode, "cutoffs": [str(c.date()) for c in cutoffs],
-                    "rows": len(frame), "churn_rate": float(frame[fz.LABEL].mean()),
-                    "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
-                    "data_start": validated.data_start, "data_end": validated.data_end},
-                   tmp / "meta.json")
-    typer.echo(f"training frame: {len(frame)} rows, {len(cutoffs)} cutoffs, {frame.shape[1] - 3} "
-               f"features, label {mode} (churn rate {frame[fz.LABEL].mean():.3f}) in "
-               f"{time.perf_counter() - started:.1f}s -> {out}")
+        write_json(
+            {
+                "label_mode": mode,
+                "cutoffs": [str(c.date()) for c in cutoffs],
+                "rows": len(frame),
+                "churn_rate": float(frame[fz.LABEL].mean()),
+                "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
+                "data_start": validated.data_start,
+                "data_end": validated.data_end,
+            },
+            tmp / "meta.json",
+        )
+    typer.echo(
+        f"training frame: {len(frame)} rows, {len(cutoffs)} cutoffs, {frame.shape[1] - 3} "
+        f"features, label {mode} (churn rate {frame[fz.LABEL].mean():.3f}) in "
+        f"{time.perf_counter() - started:.1f}s -> {out}"
+    )
 
 
 @app.command()
 def train(
     frame: Annotated[Path, typer.Option(help="training frame folder")] = Path("data/features"),
-    model_out: Annotated[Path, typer.Option("--model-out", help="folder for the DVC-tracked model")] = Path("data/model"),
+    model_out: Annotated[
+        Path, typer.Option("--model-out", help="folder for the DVC-tracked model")
+    ] = Path("data/model"),
     params_file: ParamsOpt = None,
 ) -> None:
     """Train LightGBM, log the run to MLflow, register the model as challenger."""
     from pipeline.train import run
 
     info = run(frame, model_out, _params(params_file), repo_root())
-    typer.echo(f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
-               f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
-               + (" (champion: first model)" if info["champion"] else ""))
+    typer.echo(
+        f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
+        f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
+        + (" (champion: first model)" if info["champion"] else "")
+    )
 
 
 @app.command()
 def evaluate(
     frame: Annotated[Path, typer.Option(help="training frame folder")] = Path("data/features"),
     model: Annotated[Path, typer.Option(help="DVC-tracked model folder")] = Path("data/model"),
-    reports: Annotated[Path, typer.Option(help="folder for metrics.json and plots")] = Path("reports"),
+    reports: Annotated[Path, typer.Option(help="folder for metrics.json and plots")] = Path(
+        "reports"
+    ),
     params_file: ParamsOpt = None,
 ) -> None:
     """Out-of-time test metrics (and the oracle's on simulated data), plots, MLflow logging."""
@@ -187,7 +232,10 @@ def evaluate(
     truth = params.get("data", {}).get("truth")
     metrics = run(frame, model, Path(truth) if truth else None, reports, params, repo_root())
     t = metrics["test"]
-    line = f"test AUC {t['auc']:.3f}, PR-AUC {t['pr_auc']:.3f}, Brier {t['brier']:.4f} on {t['n']} rows"
+    line = (
+        f"test AUC {t['auc']:.3f}, PR-AUC {t['pr_auc']:.3f}, Brier {t['brier']:.4f} "
+        f"on {t['n']} rows"
+    )
     if "oracle" in metrics:
         line += f"; oracle AUC {metrics['oracle']['auc']:.3f} ({t['auc_vs_oracle']:.1%} of it)"
     typer.echo(line + f" -> {reports / 'metrics.json'}")
@@ -196,11 +244,23 @@ def evaluate(
 @app.command()
 def score(
     data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
-    out: Annotated[Path, typer.Option(help="score file, .csv or .parquet")] = Path("outputs/scores.csv"),
-    accounts: Annotated[Path | None, typer.Option(help="customer list (.csv/.parquet) with an account_id column")] = None,
-    all_active: Annotated[bool, typer.Option("--all-active", help="score every active account")] = False,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD [default: the day after the data ends]")] = None,
-    model: Annotated[str | None, typer.Option(help="model URI or folder [default: registry champion, else data/model]")] = None,
+    out: Annotated[Path, typer.Option(help="score file, .csv or .parquet")] = Path(
+        "outputs/scores.csv"
+    ),
+    accounts: Annotated[
+        Path | None, typer.Option(help="customer list (.csv/.parquet) with an account_id column")
+    ] = None,
+    all_active: Annotated[
+        bool, typer.Option("--all-active", help="score every active account")
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="YYYY-MM-DD [default: the day after the data ends]"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="model URI or folder [default: registry champion, else data/model]"),
+    ] = None,
     params_file: ParamsOpt = None,
 ) -> None:
     """Score a customer list (or every active account): probability, tier, status per account."""
@@ -217,14 +277,18 @@ def score(
     listed = read_account_list(accounts) if accounts is not None else None
     validated = load(data)
     root = repo_root()
-    loaded = load_model(root, params["mlflow"]["registered_model"], model,
-                        root / "data" / "model" / MODEL_SUBDIR)
+    loaded = load_model(
+        root, params["mlflow"]["registered_model"], model, root / "data" / "model" / MODEL_SUBDIR
+    )
     tiers = params.get("score", {}).get("tiers", {"high": 0.25, "medium": 0.1, "low": 0.0})
     meta = run(validated, loaded, _date(as_of, "--as-of"), listed, tiers, out)
-    typer.echo(f"scored as of {meta['as_of']} with {meta['model_version']}: "
-               + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
-               + f"; tiers: " + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
-               + f" -> {out}")
+    typer.echo(
+        f"scored as of {meta['as_of']} with {meta['model_version']}: "
+        + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
+        + "; tiers: "
+        + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
+        + f" -> {out}"
+    )
 
 
 def main() -> None:

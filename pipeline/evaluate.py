@@ -35,8 +35,11 @@ def oracle_metrics(test: pd.DataFrame, truth_path: Path | None) -> dict[str, Any
     rows = test[[*KEYS, LABEL]].merge(truth[[*KEYS, "p_churn"]], on=KEYS, how="left")
     covered = rows["p_churn"].notna().mean()
     if covered < 1.0:
-        log.warning("the truth file covers %.1f%% of the test rows (cutoffs off the simulator's "
-                    "grid?); no oracle figures", 100 * covered)
+        log.warning(
+            "the truth file covers %.1f%% of the test rows (cutoffs off the simulator's "
+            "grid?); no oracle figures",
+            100 * covered,
+        )
         return None
     result = binary_metrics(rows[LABEL].to_numpy(), rows["p_churn"].to_numpy())
     return {k: result[k] for k in ("auc", "pr_auc", "brier", "log_loss", "lift_at_10pct")}
@@ -46,22 +49,32 @@ def _plot(roc: pd.DataFrame, calib: pd.DataFrame, auc: float, out: Path) -> None
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     axes[0].plot(roc["fpr"], roc["tpr"], label=f"model (AUC {auc:.3f})")
     axes[0].plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
-    axes[0].set(xlabel="false positive rate", ylabel="true positive rate",
-                title="ROC, out-of-time test")
+    axes[0].set(
+        xlabel="false positive rate", ylabel="true positive rate", title="ROC, out-of-time test"
+    )
     axes[0].legend(loc="lower right")
     top = max(calib["predicted"].max(), calib["observed"].max()) * 1.05
     axes[1].plot(calib["predicted"], calib["observed"], marker="o")
     axes[1].plot([0, top], [0, top], ls="--", c="grey", lw=1)
-    axes[1].set(xlabel="mean predicted churn probability", ylabel="observed churn rate",
-                title="Calibration (10 equal-size bins)")
+    axes[1].set(
+        xlabel="mean predicted churn probability",
+        ylabel="observed churn rate",
+        title="Calibration (10 equal-size bins)",
+    )
     fig.tight_layout()
     with atomic_file(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
-def run(frame_dir: Path, model_dir: Path, truth_path: Path | None, reports_dir: Path,
-        params: dict[str, Any], root: Path) -> dict[str, Any]:
+def run(
+    frame_dir: Path,
+    model_dir: Path,
+    truth_path: Path | None,
+    reports_dir: Path,
+    params: dict[str, Any],
+    root: Path,
+) -> dict[str, Any]:
     """The evaluate stage: metrics.json, plot data and images; test metrics into the MLflow run."""
     frame, _ = read_frame(frame_dir)
     model = mlflow.pyfunc.load_model(str(Path(model_dir) / MODEL_SUBDIR)).unwrap_python_model()
@@ -78,8 +91,11 @@ def run(frame_dir: Path, model_dir: Path, truth_path: Path | None, reports_dir: 
     if oracle is not None:
         metrics["oracle"] = oracle
         metrics["test"]["auc_vs_oracle"] = metrics["test"]["auc"] / oracle["auc"]
-    metrics["model"] = {"version": info["version"], "trees": info["trees"],
-                        "features": len(info["features"])}
+    metrics["model"] = {
+        "version": info["version"],
+        "trees": info["trees"],
+        "features": len(info["features"]),
+    }
 
     plots = Path(reports_dir) / "plots"
     roc = roc_points(test[LABEL].to_numpy(), p_test)
@@ -93,19 +109,27 @@ def run(frame_dir: Path, model_dir: Path, truth_path: Path | None, reports_dir: 
     return metrics
 
 
-def _log_to_run(root: Path, params: dict[str, Any], run_id: str, metrics: dict[str, Any],
-                plots: Path) -> None:
+def _log_to_run(
+    root: Path, params: dict[str, Any], run_id: str, metrics: dict[str, Any], plots: Path
+) -> None:
     """Add test and oracle metrics and the plots to the training run, when it is in the store."""
     configure(root, params["mlflow"]["experiment"])
     try:
         MlflowClient().get_run(run_id)
     except MlflowException:
-        log.warning("training run %s is not in the MLflow store at %s (the train stage was "
-                    "restored from DVC's cache?); test metrics are in reports/metrics.json only",
-                    run_id, mlflow.get_tracking_uri())
+        log.warning(
+            "training run %s is not in the MLflow store at %s (the train stage was "
+            "restored from DVC's cache?); test metrics are in reports/metrics.json only",
+            run_id,
+            mlflow.get_tracking_uri(),
+        )
         return
-    flat = {f"{section}.{k}": v for section in ("test", "oracle") for k, v in
-            metrics.get(section, {}).items() if isinstance(v, int | float)}
+    flat = {
+        f"{section}.{k}": v
+        for section in ("test", "oracle")
+        for k, v in metrics.get(section, {}).items()
+        if isinstance(v, int | float)
+    }
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(flat)
         mlflow.log_artifacts(str(plots), artifact_path="plots")

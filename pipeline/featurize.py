@@ -35,7 +35,9 @@ class LabelSpec:
     def from_params(cls, params: dict) -> LabelSpec:
         spec = cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
         if spec.mode not in LABEL_MODES:
-            raise UserError(f"label.mode must be one of {', '.join(LABEL_MODES)}; got {spec.mode!r}")
+            raise UserError(
+                f"label.mode must be one of {', '.join(LABEL_MODES)}; got {spec.mode!r}"
+            )
         if spec.horizon_days <= 0 or spec.lead_days < 0:
             raise UserError("label.horizon_days must be > 0 and label.lead_days >= 0")
         return spec
@@ -45,8 +47,10 @@ class LabelSpec:
         if self.mode == "auto":
             return "explicit" if "churn" in tables else "inactivity"
         if self.mode == "explicit" and "churn" not in tables:
-            raise UserError("label.mode is 'explicit' but the data has no churn table; "
-                            "add churn.csv or set label.mode to inactivity or auto")
+            raise UserError(
+                "label.mode is 'explicit' but the data has no churn table; "
+                "add churn.csv or set label.mode to inactivity or auto"
+            )
         return self.mode
 
     @property
@@ -78,7 +82,9 @@ def snapshot_schedule(
 
     A derived first cutoff is rounded up to a Monday, so that schedules line up week by week.
     """
-    first = pd.Timestamp(start) if start else data_start.normalize() + pd.Timedelta(days=warmup_days)
+    first = (
+        pd.Timestamp(start) if start else data_start.normalize() + pd.Timedelta(days=warmup_days)
+    )
     if not start:
         first += pd.Timedelta(days=(7 - first.weekday()) % 7)
     last_possible = data_stop - pd.Timedelta(days=label.window_days)
@@ -89,18 +95,22 @@ def snapshot_schedule(
             f"no training cutoff fits between {first.date()} and {last.date()}: the data "
             f"({data_start.date()} to {data_stop.date()}) is too short for a {warmup_days}-day "
             f"warm-up plus a {label.window_days}-day label window; lower schedule.warmup_days "
-            "or label.horizon_days, or provide more history")
+            "or label.horizon_days, or provide more history"
+        )
     return cutoffs
 
 
-def spine_for(tables: dict[str, ir.Table], cutoffs: Sequence[pd.Timestamp], mode: str,
-              label: LabelSpec) -> ir.Table:
+def spine_for(
+    tables: dict[str, ir.Table], cutoffs: Sequence[pd.Timestamp], mode: str, label: LabelSpec
+) -> ir.Table:
     """Eligible (account, cutoff) pairs under the label mode in force."""
     active = label.active_days if mode == "inactivity" else None
     return eligible_spine(tables, cutoffs, active_days=active)
 
 
-def add_labels(tables: dict[str, ir.Table], spine: ir.Table, mode: str, label: LabelSpec) -> ir.Table:
+def add_labels(
+    tables: dict[str, ir.Table], spine: ir.Table, mode: str, label: LabelSpec
+) -> ir.Table:
     """Add the label; explicit-mode rows that churn inside the lead gap are dropped."""
     lo = spine.cutoff + ibis.interval(days=label.lead_days)
     hi = spine.cutoff + ibis.interval(days=label.window_days)
@@ -111,8 +121,10 @@ def add_labels(tables: dict[str, ir.Table], spine: ir.Table, mode: str, label: L
         t = t.filter(t._at.isnull() | (t._at >= t._lo))
         return t.select(*KEYS, **{LABEL: (t._at.notnull() & (t._at < t._hi)).cast("int8")})
     orders = tables["orders"]
-    hits = orders.join(s, [orders.account_id == s.account_id, orders.order_date >= s._lo,
-                           orders.order_date < s._hi])
+    hits = orders.join(
+        s,
+        [orders.account_id == s.account_id, orders.order_date >= s._lo, orders.order_date < s._hi],
+    )
     counts = hits.group_by(_aid=hits.account_id, _cut=hits.cutoff).aggregate(_n=hits.count())
     t = s.left_join(counts, [s.account_id == counts._aid, s.cutoff == counts._cut])
     return t.select(*KEYS, **{LABEL: t._n.isnull().cast("int8")})
@@ -124,8 +136,13 @@ def _to_pandas(expr: ir.Table) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def features_at(validated: Validated, as_of: pd.Timestamp, cfg: FeatureConfig, label: LabelSpec,
-                groups: Sequence[str] = GROUPS) -> pd.DataFrame:
+def features_at(
+    validated: Validated,
+    as_of: pd.Timestamp,
+    cfg: FeatureConfig,
+    label: LabelSpec,
+    groups: Sequence[str] = GROUPS,
+) -> pd.DataFrame:
     """One row of features per account eligible at `as_of` (no labels)."""
     tables = ibis_tables(validated)
     mode = label.resolve(tables)
@@ -134,14 +151,22 @@ def features_at(validated: Validated, as_of: pd.Timestamp, cfg: FeatureConfig, l
 
 
 def training_frame(
-    validated: Validated, cutoffs: Sequence[pd.Timestamp], cfg: FeatureConfig, label: LabelSpec,
+    validated: Validated,
+    cutoffs: Sequence[pd.Timestamp],
+    cfg: FeatureConfig,
+    label: LabelSpec,
     groups: Sequence[str] = GROUPS,
 ) -> tuple[pd.DataFrame, str]:
     """Features and labels for every eligible (account, cutoff); returns (frame, label mode)."""
     tables = ibis_tables(validated)
     mode = label.resolve(tables)
-    log.info("building the training frame: %d cutoffs %s to %s, label %s",
-             len(cutoffs), cutoffs[0].date(), cutoffs[-1].date(), mode)
+    log.info(
+        "building the training frame: %d cutoffs %s to %s, label %s",
+        len(cutoffs),
+        cutoffs[0].date(),
+        cutoffs[-1].date(),
+        mode,
+    )
     spine = spine_for(tables, cutoffs, mode, label)
     labelled = add_labels(tables, spine, mode, label)
     feats = build_features(tables, labelled.select(*KEYS), cfg, groups)

@@ -13,7 +13,9 @@ from pipeline.errors import UserError
 def load_params(path: Path) -> dict[str, Any]:
     """Load the params file, with a clear error when it is missing or malformed."""
     if not path.is_file():
-        raise UserError(f"params file not found: {path} (run from the project folder or pass --params)")
+        raise UserError(
+            f"params file not found: {path} (run from the project folder or pass --params)"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -37,8 +37,10 @@ def read_account_list(path: Path) -> pd.DataFrame:
     """A customer list file with an account_id column (other columns pass through)."""
     frame = read_table(path)
     if "account_id" not in frame.columns:
-        raise UserError(f"{path}: the account list needs an account_id column; "
-                        f"it has: {', '.join(map(str, frame.columns))}")
+        raise UserError(
+            f"{path}: the account list needs an account_id column; "
+            f"it has: {', '.join(map(str, frame.columns))}"
+        )
     frame["account_id"] = frame["account_id"].astype(str).str.strip()
     return frame
 
@@ -49,15 +51,17 @@ def _status_of_unscored(validated: Validated, ids: pd.Series, as_of: pd.Timestam
     known = set(con.execute("SELECT account_id FROM clean_accounts").df()["account_id"])
     status = pd.Series("inactive", index=ids.index, dtype="object")
     if "churn" in validated.columns:
-        churned = con.execute("SELECT account_id FROM clean_churn WHERE churned_at < ?",
-                              [as_of.to_pydatetime()]).df()["account_id"]
+        churned = con.execute(
+            "SELECT account_id FROM clean_churn WHERE churned_at < ?", [as_of.to_pydatetime()]
+        ).df()["account_id"]
         status[ids.isin(set(churned))] = "churned"
     start = "customer_since" if "customer_since" in validated.columns["accounts"] else "NULL"
     not_yet = con.execute(
         f"SELECT a.account_id FROM clean_accounts a LEFT JOIN (SELECT account_id, "
         f"min(order_date) AS f FROM clean_orders GROUP BY 1) o USING (account_id) "
         f"WHERE coalesce(a.{start}, o.f) IS NULL OR coalesce(a.{start}, o.f) >= ?",
-        [as_of.to_pydatetime()]).df()["account_id"]
+        [as_of.to_pydatetime()],
+    ).df()["account_id"]
     status[ids.isin(set(not_yet))] = "not_yet_customer"
     status[~ids.isin(known)] = "unknown_account"
     return status
@@ -67,13 +71,20 @@ def check_as_of(validated: Validated, as_of: pd.Timestamp) -> None:
     """The as-of date must fall within the data (after its start, at most a day after its end)."""
     start, stop = pd.Timestamp(validated.data_start), data_end(validated)
     if not start < as_of <= stop:
-        raise UserError(f"--as-of {as_of.date()} is outside the data, which runs from "
-                        f"{start.date()} to {validated.data_end}; pick a date after "
-                        f"{start.date()} and no later than {stop.date()}")
+        raise UserError(
+            f"--as-of {as_of.date()} is outside the data, which runs from "
+            f"{start.date()} to {validated.data_end}; pick a date after "
+            f"{start.date()} and no later than {stop.date()}"
+        )
 
 
-def score(validated: Validated, model: LoadedModel, as_of: pd.Timestamp,
-          accounts: pd.DataFrame | None, tiers: Mapping[str, float]) -> pd.DataFrame:
+def score(
+    validated: Validated,
+    model: LoadedModel,
+    as_of: pd.Timestamp,
+    accounts: pd.DataFrame | None,
+    tiers: Mapping[str, float],
+) -> pd.DataFrame:
     """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date."""
     check_as_of(validated, as_of)
     cm = model.churn_model
@@ -82,8 +93,10 @@ def score(validated: Validated, model: LoadedModel, as_of: pd.Timestamp,
     feats = features_at(validated, as_of, cfg, label)
     missing = [f for f in cm.features if f not in feats.columns]
     if missing:
-        raise UserError(f"the model needs features this data cannot provide: {', '.join(missing)}"
-                        "; retrain on this data or add the tables and columns they need")
+        raise UserError(
+            f"the model needs features this data cannot provide: {', '.join(missing)}"
+            "; retrain on this data or add the tables and columns they need"
+        )
     feats = feats.copy()
     feats["p_churn"] = model.pyfunc.predict(feats[cm.features]).to_numpy() if len(feats) else []
     feats["p_churn"] = feats["p_churn"].astype(float).round(6)
@@ -97,7 +110,9 @@ def score(validated: Validated, model: LoadedModel, as_of: pd.Timestamp,
         out = out.merge(feats[["account_id", "p_churn"]], on="account_id", how="left")
         out["status"] = np.where(out["p_churn"].notna(), SCORED, None)
         unscored = out["status"].isna()
-        out.loc[unscored, "status"] = _status_of_unscored(validated, out.loc[unscored, "account_id"], as_of)
+        out.loc[unscored, "status"] = _status_of_unscored(
+            validated, out.loc[unscored, "account_id"], as_of
+        )
         out.loc[dup.to_numpy(), ["status", "p_churn"]] = ["duplicate", np.nan]
     out["as_of"] = as_of.date().isoformat()
     out["risk_tier"] = risk_tier(out["p_churn"], tiers)
@@ -106,8 +121,14 @@ def score(validated: Validated, model: LoadedModel, as_of: pd.Timestamp,
     return out[COLUMNS + extra].reset_index(drop=True)
 
 
-def run(validated: Validated, model: LoadedModel, as_of: pd.Timestamp | None,
-        accounts: pd.DataFrame | None, tiers: Mapping[str, float], out: Path) -> dict[str, Any]:
+def run(
+    validated: Validated,
+    model: LoadedModel,
+    as_of: pd.Timestamp | None,
+    accounts: pd.DataFrame | None,
+    tiers: Mapping[str, float],
+    out: Path,
+) -> dict[str, Any]:
     """Score and write the file plus its metadata (model, data range, counts by status)."""
     as_of = as_of or data_end(validated)
     scores = score(validated, model, as_of, accounts, tiers)

@@ -28,8 +28,9 @@ class Folds:
         return {k: [str(c.date()) for c in getattr(self, k)] for k in ("train", "valid", "test")}
 
 
-def split_cutoffs(cutoffs: Sequence[pd.Timestamp], test_cutoffs: int, valid_cutoffs: int,
-                  window_days: int) -> Folds:
+def split_cutoffs(
+    cutoffs: Sequence[pd.Timestamp], test_cutoffs: int, valid_cutoffs: int, window_days: int
+) -> Folds:
     """The last `test_cutoffs` are test; the last `valid_cutoffs` whose label windows end by the
     first test cutoff are validation; training cutoffs' windows end by the first validation one."""
     ordered = sorted(pd.Timestamp(c) for c in set(cutoffs))
@@ -44,5 +45,6 @@ def split_cutoffs(cutoffs: Sequence[pd.Timestamp], test_cutoffs: int, valid_cuto
         raise UserError(
             f"{len(ordered)} cutoffs are too few for {test_cutoffs} test and {valid_cutoffs} "
             f"validation cutoffs with {window_days}-day purge gaps and a training fold; use a "
-            "longer history, a smaller schedule.every_days or fewer split cutoffs")
+            "longer history, a smaller schedule.every_days or fewer split cutoffs"
+        )
     return Folds(train, valid, test)

@@ -48,8 +48,9 @@ def folds_for(frame: pd.DataFrame, params: dict[str, Any]) -> Folds:
     """The train/validation/test cutoffs of `frame` under the split and label params."""
     label = LabelSpec.from_params(params["label"])
     split = params["split"]
-    return split_cutoffs(frame["cutoff"].unique(), split["test_cutoffs"], split["valid_cutoffs"],
-                         label.window_days)
+    return split_cutoffs(
+        frame["cutoff"].unique(), split["test_cutoffs"], split["valid_cutoffs"], label.window_days
+    )
 
 
 def fit(frame: pd.DataFrame, folds: Folds, train_params: dict[str, Any]):
@@ -59,10 +60,16 @@ def fit(frame: pd.DataFrame, folds: Folds, train_params: dict[str, Any]):
     tr, va = frame[fold == "train"], frame[fold == "valid"]
     for name, part in (("training", tr), ("validation", va)):
         if part[LABEL].nunique() < 2:
-            raise UserError(f"the {name} fold has no churners (or only churners): "
-                            "use a longer history or a longer label.horizon_days")
-    log.info("training on %d rows (%d cutoffs), validating on %d rows", len(tr),
-             len(folds.train), len(va))
+            raise UserError(
+                f"the {name} fold has no churners (or only churners): "
+                "use a longer history or a longer label.horizon_days"
+            )
+    log.info(
+        "training on %d rows (%d cutoffs), validating on %d rows",
+        len(tr),
+        len(folds.train),
+        len(va),
+    )
     return fit_lgbm(train_params, tr[features], tr[LABEL], va[features], va[LABEL])
 
 
@@ -91,11 +98,17 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
         mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
-        mlflow.log_dict([asdict(f) | {"expr": None} for f in CATALOG if f.name in features],
-                        "feature_catalog.json")
+        mlflow.log_dict(
+            [asdict(f) | {"expr": None} for f in CATALOG if f.name in features],
+            "feature_catalog.json",
+        )
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=model, signature=signature, input_example=example,
-            registered_model_name=cfg["registered_model"], pip_requirements=_requirements(),
+            name="model",
+            python_model=model,
+            signature=signature,
+            input_example=example,
+            registered_model_name=cfg["registered_model"],
+            pip_requirements=_requirements(),
             code_paths=[str(Path(models.__file__).parent)],
         )
         version_ = str(info.registered_model_version)
@@ -115,12 +128,19 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
     }
     with atomic_dir(model_dir) as tmp:
         mlflow.pyfunc.save_model(
-            str(tmp / MODEL_SUBDIR), python_model=model, signature=signature,
-            input_example=example, pip_requirements=_requirements(),
+            str(tmp / MODEL_SUBDIR),
+            python_model=model,
+            signature=signature,
+            input_example=example,
+            pip_requirements=_requirements(),
             code_paths=[str(Path(models.__file__).parent)],
         )
         write_json(train_info, tmp / INFO_NAME)
-    log.info("registered %s version %s (challenger%s); valid AUC %.3f",
-             cfg["registered_model"], version_, ", champion" if champion else "",
-             valid_metrics["auc"])
+    log.info(
+        "registered %s version %s (challenger%s); valid AUC %.3f",
+        cfg["registered_model"],
+        version_,
+        ", champion" if champion else "",
+        valid_metrics["auc"],
+    )
     return train_info

@@ -101,9 +101,14 @@ def _find_file(data_dir: Path, table: str) -> tuple[Path | None, list[Path]]:
 
 def _examples(con: duckdb.DuckDBPyConnection, raw: str, where: str, cols: list[str]) -> list[dict]:
     select = ", ".join(["_row"] + [_q(c) for c in cols])
-    rows = con.execute(f"SELECT {select} FROM {raw} WHERE {where} ORDER BY _row LIMIT {MAX_EXAMPLES}")
+    rows = con.execute(
+        f"SELECT {select} FROM {raw} WHERE {where} ORDER BY _row LIMIT {MAX_EXAMPLES}"
+    )
     names = [d[0] for d in rows.description]
-    return [{n: (None if v is None else str(v)) for n, v in zip(names, r, strict=True)} for r in rows.fetchall()]
+    return [
+        {n: (None if v is None else str(v)) for n, v in zip(names, r, strict=True)}
+        for r in rows.fetchall()
+    ]
 
 
 def _count(con: duckdb.DuckDBPyConnection, raw: str, where: str) -> int:
@@ -124,8 +129,13 @@ def _register_raw(
         return [c for c in con.sql(f"SELECT * FROM {raw} LIMIT 0").columns if c != "_row"]
     except duckdb.Error as exc:
         problems.append(
-            Problem(spec.name, None, f"cannot read {path.name}: {str(exc).splitlines()[0]}", 0,
-                    "export the table again as UTF-8 CSV with a header row, or as Parquet")
+            Problem(
+                spec.name,
+                None,
+                f"cannot read {path.name}: {str(exc).splitlines()[0]}",
+                0,
+                "export the table again as UTF-8 CSV with a header row, or as Parquet",
+            )
         )
         return None
 
@@ -144,27 +154,49 @@ def _check_table(
             where = f"{col} IS NULL"
             n = _count(con, raw, where)
             if n:
-                problems.append(Problem(spec.name, column.name, "empty values in a required column",
-                                        n, "fill the column or drop those rows",
-                                        _examples(con, raw, where, show)))
+                problems.append(
+                    Problem(
+                        spec.name,
+                        column.name,
+                        "empty values in a required column",
+                        n,
+                        "fill the column or drop those rows",
+                        _examples(con, raw, where, show),
+                    )
+                )
         if column.kind in ("ts", "float"):
             sql_type = SQL_TYPES[column.kind]
             where = f"{col} IS NOT NULL AND TRY_CAST({col} AS {sql_type}) IS NULL"
             n = _count(con, raw, where)
             if n:
-                what = "dates that do not parse" if column.kind == "ts" else "values that are not numbers"
-                fix = ("write dates as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS" if column.kind == "ts"
-                       else "use plain numbers with a dot as decimal separator, no units")
-                problems.append(Problem(spec.name, column.name, what, n, fix,
-                                        _examples(con, raw, where, show)))
+                what = (
+                    "dates that do not parse"
+                    if column.kind == "ts"
+                    else "values that are not numbers"
+                )
+                fix = (
+                    "write dates as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"
+                    if column.kind == "ts"
+                    else "use plain numbers with a dot as decimal separator, no units"
+                )
+                problems.append(
+                    Problem(spec.name, column.name, what, n, fix, _examples(con, raw, where, show))
+                )
     if spec.key and spec.key in present:
         key = _q(spec.key)
         where = f"{key} IN (SELECT {key} FROM {raw} GROUP BY {key} HAVING count(*) > 1)"
         n = _count(con, raw, where)
         if n:
-            problems.append(Problem(spec.name, spec.key, "duplicate ids", n,
-                                    f"keep one row per {spec.key}",
-                                    _examples(con, raw, where, key_cols)))
+            problems.append(
+                Problem(
+                    spec.name,
+                    spec.key,
+                    "duplicate ids",
+                    n,
+                    f"keep one row per {spec.key}",
+                    _examples(con, raw, where, key_cols),
+                )
+            )
 
 
 def _check_foreign_key(con: duckdb.DuckDBPyConnection, table: str, problems: list[Problem]) -> None:
@@ -175,9 +207,16 @@ def _check_foreign_key(con: duckdb.DuckDBPyConnection, table: str, problems: lis
     )
     n = _count(con, raw, where)
     if n:
-        problems.append(Problem(table, "account_id", "rows pointing at accounts not in the accounts table",
-                                n, "add the accounts to accounts, or drop those rows",
-                                _examples(con, raw, where, ["account_id"])))
+        problems.append(
+            Problem(
+                table,
+                "account_id",
+                "rows pointing at accounts not in the accounts table",
+                n,
+                "add the accounts to accounts, or drop those rows",
+                _examples(con, raw, where, ["account_id"]),
+            )
+        )
 
 
 def _clean_select(spec: TableSpec, present: list[str], notes: list[str], con) -> str:
@@ -191,8 +230,10 @@ def _clean_select(spec: TableSpec, present: list[str], notes: list[str], con) ->
             norm = f"lower(trim(CAST({col} AS VARCHAR)))"
             n = _count(con, f"raw_{spec.name}", f"{norm} NOT IN ({allowed})")
             if n:
-                notes.append(f"{spec.name}.{column.name}: {n} rows with values outside the "
-                             "vocabulary were mapped to 'other'")
+                notes.append(
+                    f"{spec.name}.{column.name}: {n} rows with values outside the "
+                    "vocabulary were mapped to 'other'"
+                )
             parts.append(f"CASE WHEN {norm} IN ({allowed}) THEN {norm} ELSE 'other' END AS {col}")
         elif column.kind in ("id", "str"):
             parts.append(f"trim(CAST({col} AS VARCHAR)) AS {col}")
@@ -214,13 +255,27 @@ def check(data_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Valid
     for spec in TABLES.values():
         path, found = _find_file(data_dir, spec.name)
         if len(found) > 1:
-            problems.append(Problem(spec.name, None, "both a CSV and a Parquet file", 0,
-                                    f"keep one of {', '.join(p.name for p in found)}"))
+            problems.append(
+                Problem(
+                    spec.name,
+                    None,
+                    "both a CSV and a Parquet file",
+                    0,
+                    f"keep one of {', '.join(p.name for p in found)}",
+                )
+            )
             continue
         if path is None:
             if spec.required:
-                problems.append(Problem(spec.name, None, "required table is missing", 0,
-                                        f"put {spec.name}.csv or {spec.name}.parquet in {data_dir}"))
+                problems.append(
+                    Problem(
+                        spec.name,
+                        None,
+                        "required table is missing",
+                        0,
+                        f"put {spec.name}.csv or {spec.name}.parquet in {data_dir}",
+                    )
+                )
             else:
                 notes.append(f"{spec.name}: no table; features that need it are left out")
             continue
@@ -229,14 +284,24 @@ def check(data_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Valid
             continue
         missing = [c for c in spec.required_columns if c not in present]
         for name in missing:
-            problems.append(Problem(spec.name, name, "required column is missing", 0,
-                                    f"add the column; {path.name} has: {', '.join(present) or 'no columns'}"))
+            problems.append(
+                Problem(
+                    spec.name,
+                    name,
+                    "required column is missing",
+                    0,
+                    f"add the column; {path.name} has: {', '.join(present) or 'no columns'}",
+                )
+            )
         if missing:
             continue
         rows[spec.name] = _count(con, f"raw_{spec.name}", "true")
         if spec.required and rows[spec.name] == 0:
-            problems.append(Problem(spec.name, None, "table has no rows", 0,
-                                    "export the table again with its data"))
+            problems.append(
+                Problem(
+                    spec.name, None, "table has no rows", 0, "export the table again with its data"
+                )
+            )
         absent = [c.name for c in spec.columns if not c.required and c.name not in present]
         if absent:
             notes.append(f"{spec.name}: optional columns absent: {', '.join(absent)}")
@@ -257,8 +322,11 @@ def check(data_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Valid
 
 
 def _set_time_range(result: Validated) -> None:
-    parts = [f"SELECT min({c}) AS lo, max({c}) AS hi FROM clean_{t}"
-             for t, c in EVENT_TIME.items() if t in result.columns]
+    parts = [
+        f"SELECT min({c}) AS lo, max({c}) AS hi FROM clean_{t}"
+        for t, c in EVENT_TIME.items()
+        if t in result.columns
+    ]
     lo, hi = result.con.execute(
         f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(parts)})"
     ).fetchone()
@@ -279,6 +347,8 @@ def write_clean(result: Validated, out_dir: Path) -> None:
     with atomic_dir(out_dir) as tmp:
         for table in result.columns:
             target = tmp / f"{table}.parquet"
-            result.con.execute(f"COPY (SELECT * FROM clean_{table}) TO {_lit(str(target))} (FORMAT parquet)")
+            result.con.execute(
+                f"COPY (SELECT * FROM clean_{table}) TO {_lit(str(target))} (FORMAT parquet)"
+            )
         write_json(result.report(), tmp / REPORT_NAME)
     log.info("wrote %d clean tables to %s", len(result.columns), out_dir)

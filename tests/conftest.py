@@ -12,45 +12,72 @@ T = pd.Timestamp
 
 def tiny_world() -> dict[str, pd.DataFrame]:
     """Three accounts; a is an old customer with history, b churned, c is new."""
-    accounts = pd.DataFrame({
-        "account_id": ["a", "b", "c"],
-        "name": ["Alpha", "Beta", "Gamma"],
-        "customer_since": [T("2022-01-01"), T("2022-06-01"), T("2023-03-15")],
-        "annual_wallet": [1000.0, 2000.0, 500.0],
-    })
-    orders = pd.DataFrame({
-        "order_id": ["o1", "o2", "o3", "o4", "o5"],
-        "account_id": ["a", "a", "b", "b", "c"],
-        "order_date": [T("2023-01-10"), T("2023-03-01"), T("2023-01-15"), T("2023-02-20"),
-                       T("2023-03-20")],
-        "amount": [100.0, 200.0, 50.0, 70.0, 30.0],
-        "product_line": ["x", "y", "x", "x", "z"],
-        "channel": ["edi", "phone", "portal", "email", "phone"],
-        "promised_date": [T("2023-01-20"), T("2023-03-10"), T("2023-01-25"), T("2023-03-01"),
-                          T("2023-04-10")],
-        "delivered_date": [T("2023-01-25"), pd.NaT, T("2023-01-24"), T("2023-03-01"),
-                           pd.NaT],
-    })
-    interactions = pd.DataFrame({
-        "interaction_id": ["i1", "i2", "i3", "i4"],
-        "account_id": ["a", "a", "a", "b"],
-        "occurred_at": [T("2022-11-05 09:00:00"), T("2023-01-05 00:00:00"),
-                        T("2023-02-01 12:00:00"), T("2023-02-10 08:00:00")],
-        "type": ["complaint", "complaint", "price_negotiation", "planning_meeting"],
-        "initiated_by": ["customer", "customer", "supplier", "supplier"],
-        "department": ["service", "service", "sales", "engineering"],
-        "minutes": [None, None, 60.0, 30.0],
-    })
-    links = pd.DataFrame({
-        "account_id": ["a", "a", "b"],
-        "link_type": ["edi", "vmi", "portal"],
-        "start_date": [T("2022-05-01"), T("2022-06-01"), T("2022-07-01")],
-        "end_date": [pd.NaT, T("2023-02-01"), pd.NaT],
-    })
-    churn = pd.DataFrame({"account_id": ["b"], "churned_at": [T("2023-03-20")],
-                          "reason": ["competitor_offer"]})
-    return {"accounts": accounts, "orders": orders, "interactions": interactions,
-            "links": links, "churn": churn}
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "name": ["Alpha", "Beta", "Gamma"],
+            "customer_since": [T("2022-01-01"), T("2022-06-01"), T("2023-03-15")],
+            "annual_wallet": [1000.0, 2000.0, 500.0],
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4", "o5"],
+            "account_id": ["a", "a", "b", "b", "c"],
+            "order_date": [
+                T("2023-01-10"),
+                T("2023-03-01"),
+                T("2023-01-15"),
+                T("2023-02-20"),
+                T("2023-03-20"),
+            ],
+            "amount": [100.0, 200.0, 50.0, 70.0, 30.0],
+            "product_line": ["x", "y", "x", "x", "z"],
+            "channel": ["edi", "phone", "portal", "email", "phone"],
+            "promised_date": [
+                T("2023-01-20"),
+                T("2023-03-10"),
+                T("2023-01-25"),
+                T("2023-03-01"),
+                T("2023-04-10"),
+            ],
+            "delivered_date": [T("2023-01-25"), pd.NaT, T("2023-01-24"), T("2023-03-01"), pd.NaT],
+        }
+    )
+    interactions = pd.DataFrame(
+        {
+            "interaction_id": ["i1", "i2", "i3", "i4"],
+            "account_id": ["a", "a", "a", "b"],
+            "occurred_at": [
+                T("2022-11-05 09:00:00"),
+                T("2023-01-05 00:00:00"),
+                T("2023-02-01 12:00:00"),
+                T("2023-02-10 08:00:00"),
+            ],
+            "type": ["complaint", "complaint", "price_negotiation", "planning_meeting"],
+            "initiated_by": ["customer", "customer", "supplier", "supplier"],
+            "department": ["service", "service", "sales", "engineering"],
+            "minutes": [None, None, 60.0, 30.0],
+        }
+    )
+    links = pd.DataFrame(
+        {
+            "account_id": ["a", "a", "b"],
+            "link_type": ["edi", "vmi", "portal"],
+            "start_date": [T("2022-05-01"), T("2022-06-01"), T("2022-07-01")],
+            "end_date": [pd.NaT, T("2023-02-01"), pd.NaT],
+        }
+    )
+    churn = pd.DataFrame(
+        {"account_id": ["b"], "churned_at": [T("2023-03-20")], "reason": ["competitor_offer"]}
+    )
+    return {
+        "accounts": accounts,
+        "orders": orders,
+        "interactions": interactions,
+        "links": links,
+        "churn": churn,
+    }
 
 
 def write_world(tables: dict[str, pd.DataFrame], folder: Path, fmt: str = "csv") -> Path:

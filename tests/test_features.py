@@ -67,25 +67,61 @@ def test_went_quiet_once_complaints_stop(world_dir):
 def _later_events(world: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """The world plus events dated on or after `cutoff`, and later facts about older events."""
     w = {k: v.copy() for k, v in world.items()}
-    w["orders"] = pd.concat([w["orders"], pd.DataFrame({
-        "order_id": ["late1", "late2"], "account_id": ["a", "c"],
-        "order_date": [cutoff, cutoff + pd.Timedelta(days=3)], "amount": [999.0, 5.0],
-        "product_line": ["q", "q"], "channel": ["vmi", "edi"],
-        "promised_date": [cutoff + pd.Timedelta(days=9)] * 2, "delivered_date": [pd.NaT] * 2,
-    })], ignore_index=True)
+    w["orders"] = pd.concat(
+        [
+            w["orders"],
+            pd.DataFrame(
+                {
+                    "order_id": ["late1", "late2"],
+                    "account_id": ["a", "c"],
+                    "order_date": [cutoff, cutoff + pd.Timedelta(days=3)],
+                    "amount": [999.0, 5.0],
+                    "product_line": ["q", "q"],
+                    "channel": ["vmi", "edi"],
+                    "promised_date": [cutoff + pd.Timedelta(days=9)] * 2,
+                    "delivered_date": [pd.NaT] * 2,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     # o2 (due before the cutoff, undelivered at it) gets delivered after the cutoff
     w["orders"].loc[w["orders"].order_id == "o2", "delivered_date"] = cutoff + pd.Timedelta(days=4)
-    w["interactions"] = pd.concat([w["interactions"], pd.DataFrame({
-        "interaction_id": ["late3", "late4"], "account_id": ["a", "c"],
-        "occurred_at": [cutoff, cutoff + pd.Timedelta(hours=1)], "type": ["complaint", "rfq"],
-        "initiated_by": ["customer", "customer"], "department": ["quality", "sales"],
-        "minutes": [15.0, None],
-    })], ignore_index=True)
-    w["links"] = pd.concat([w["links"], pd.DataFrame({
-        "account_id": ["c"], "link_type": ["edi"], "start_date": [cutoff], "end_date": [pd.NaT],
-    })], ignore_index=True)
+    w["interactions"] = pd.concat(
+        [
+            w["interactions"],
+            pd.DataFrame(
+                {
+                    "interaction_id": ["late3", "late4"],
+                    "account_id": ["a", "c"],
+                    "occurred_at": [cutoff, cutoff + pd.Timedelta(hours=1)],
+                    "type": ["complaint", "rfq"],
+                    "initiated_by": ["customer", "customer"],
+                    "department": ["quality", "sales"],
+                    "minutes": [15.0, None],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    w["links"] = pd.concat(
+        [
+            w["links"],
+            pd.DataFrame(
+                {
+                    "account_id": ["c"],
+                    "link_type": ["edi"],
+                    "start_date": [cutoff],
+                    "end_date": [pd.NaT],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     # the edi link of a ends on the cutoff: still active at it
-    w["links"].loc[(w["links"].account_id == "a") & (w["links"].link_type == "edi"), "end_date"] = cutoff
+    w["links"].loc[(w["links"].account_id == "a") & (w["links"].link_type == "edi"), "end_date"] = (
+        cutoff
+    )
     return w
 
 
@@ -99,7 +135,9 @@ def test_nothing_on_or_after_the_cutoff_changes_features(tmp_path, world):
 def test_an_event_before_the_cutoff_does_change_features(tmp_path, world):
     """The point-in-time test above would pass vacuously if events never mattered."""
     w = _later_events(world, T("2023-04-01"))
-    w["interactions"].loc[w["interactions"].interaction_id == "late3", "occurred_at"] = T("2023-03-31")
+    w["interactions"].loc[w["interactions"].interaction_id == "late3", "occurred_at"] = T(
+        "2023-03-31"
+    )
     changed = feats(write_world(w, tmp_path / "w"), "2023-04-01")
     assert changed.loc["a"].complaints_recent == 2
     assert changed.loc["a"].days_since_last_complaint == 1
@@ -117,8 +155,9 @@ def test_schedule_equals_one_cutoff_at_a_time(world_dir):
 
 
 def test_labels_follow_the_churn_table(world_dir):
-    frame, _ = training_frame(load(world_dir), [T("2023-02-01"), T("2023-03-01")], CFG,
-                              LabelSpec(horizon_days=30))
+    frame, _ = training_frame(
+        load(world_dir), [T("2023-02-01"), T("2023-03-01")], CFG, LabelSpec(horizon_days=30)
+    )
     labels = frame.set_index(["account_id", frame.cutoff.dt.date.astype(str)])["label"]
     assert labels[("b", "2023-03-01")] == 1  # churned 2023-03-20, inside [03-01, 03-31)
     assert labels[("b", "2023-02-01")] == 0  # outside [02-01, 03-03)

@@ -1,0 +1,167 @@
+"""End to end: the real `dvc repro` on a small simulated world, in a temporary git repository,
+with the real MLflow SQLite store and registry; then batch scoring of a customer list."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.e2e
+
+
+def _project_files() -> list[str]:
+    """Tracked and untracked-but-not-ignored files: what a fresh clone of this tree would hold."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [f for f in out.splitlines() if (ROOT / f).is_file()]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path_factory.mktemp("clone")
+    for name in _project_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, repo / name)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["simulate"].update(accounts=400, mc_samples=16)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
+        _run(cmd, repo, env)
+    _run([str(BIN / "dvc"), "repro"], repo, env)
+    return repo, env
+
+
+def test_metrics_make_sense(repo):
+    root, _ = repo
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    test, oracle = metrics["test"], metrics["oracle"]
+    assert {"auc", "pr_auc", "brier", "log_loss", "lift_at_10pct", "n", "churn_rate"} <= set(test)
+    assert test["n"] > 500 and 0.01 < test["churn_rate"] < 0.3
+    assert 0.6 < test["auc"] <= 1.0 and test["lift_at_10pct"] > 1.5
+    assert 0.6 < oracle["auc"] <= 1.0 and 0 < oracle["brier"] < test["churn_rate"]
+    for plot in ("roc.csv", "calibration.csv", "evaluation.png"):
+        assert (root / "reports" / "plots" / plot).stat().st_size > 100
+
+
+def test_mlflow_store_at_repo_root_with_registered_champion(repo):
+    from mlflow.tracking import MlflowClient
+
+    root, env = repo
+    assert (root / "mlflow.db").is_file() and (root / "mlartifacts").is_dir()
+    assert not (root / "mlruns").exists()
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("churn-risk", "champion")
+    challenger = client.get_model_version_by_alias("churn-risk", "challenger")
+    assert champion.version == challenger.version == "1"
+    run = client.get_run(champion.run_id)
+    head = _run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+    assert run.data.tags["git_commit"] == head
+    assert run.data.params["train.num_leaves"] == "31"
+    assert run.data.params["simulate.accounts"] == "400"
+    assert {"valid.auc", "test.auc", "oracle.auc"} <= set(run.data.metrics)
+    info = json.loads((root / "data" / "model" / "train_info.json").read_text())
+    assert info["run_id"] == champion.run_id
+
+
+def test_scores_for_every_active_account(repo):
+    root, _ = repo
+    scores = pd.read_csv(root / "outputs" / "scores.csv")
+    assert list(scores.columns[:6]) == [
+        "account_id",
+        "as_of",
+        "p_churn",
+        "risk_tier",
+        "model_version",
+        "status",
+    ]
+    churn = pd.read_csv(root / "data" / "raw" / "churn.csv")
+    accounts = pd.read_csv(root / "data" / "raw" / "accounts.csv")
+    active = set(accounts.account_id) - set(churn.account_id)
+    assert set(scores.account_id) == active
+    assert (scores.status == "scored").all() and scores.p_churn.between(0, 1).all()
+    assert scores.p_churn.is_monotonic_decreasing
+    assert (scores.model_version == "churn-risk/1").all()
+    assert scores.risk_tier.isin(["high", "medium", "low"]).all()
+    assert scores.p_churn.nunique() > 50  # a model that ranks, not a constant
+
+
+def test_scoring_a_customer_list_keeps_every_row(repo):
+    root, env = repo
+    churn = pd.read_csv(root / "data" / "raw" / "churn.csv")
+    scored = pd.read_csv(root / "outputs" / "scores.csv")
+    gone = churn.account_id.iloc[0]
+    listed = pd.DataFrame(
+        {
+            "account_id": [
+                scored.account_id.iloc[0],
+                "NO-SUCH-ACCOUNT",
+                gone,
+                scored.account_id.iloc[0],
+            ],
+            "owner": ["ann", "bob", "cy", "dee"],
+        }
+    )
+    listed.to_csv(root / "mylist.csv", index=False)
+    _run(
+        [
+            str(BIN / "churn"),
+            "score",
+            "--data",
+            "data/clean",
+            "--accounts",
+            "mylist.csv",
+            "--out",
+            "outputs/mylist.parquet",
+        ],
+        root,
+        env,
+    )
+    out = pd.read_parquet(root / "outputs" / "mylist.parquet")
+    assert out.status.tolist() == ["scored", "unknown_account", "churned", "duplicate"]
+    assert out.owner.tolist() == ["ann", "bob", "cy", "dee"]
+    assert out.p_churn.iloc[0] == pytest.approx(scored.p_churn.iloc[0])
+    assert out.p_churn.iloc[1:].isna().all()
+    meta = json.loads((root / "outputs" / "mylist.meta.json").read_text())
+    assert meta["status_counts"] == {
+        "scored": 1,
+        "unknown_account": 1,
+        "churned": 1,
+        "duplicate": 1,
+    }
+
+
+def test_second_repro_has_nothing_to_do(repo):
+    root, env = repo
+    proc = _run([str(BIN / "dvc"), "status"], root, env)
+    assert "up to date" in proc.stdout.lower()
