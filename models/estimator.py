@@ -41,7 +41,8 @@ def fit_lgbm(
     model.fit(
         x_train,
         y_train,
-        eval_set=[(x_valid, y_valid)],
+        eval_X=(x_valid,),
+        eval_y=(y_valid,),
         eval_metric="binary_logloss",
         callbacks=[lgb.early_stopping(params.get("early_stopping_rounds", 100), verbose=False)],
     )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,14 +50,19 @@ def _date(value: str | None, option: str):
 def _setup(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
+    # Before mlflow is imported: its INFO chatter (and a pickling notice) would bury our output.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr"):
+    for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
+        warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 @app.command()
@@ -74,8 +81,9 @@ def simulate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Write a simulated B2B world (the five input tables) and its ground truth."""
+    from pipeline.io import write_table, write_tables
     from pipeline.simulate import SimConfig
-    from pipeline.simulate import write as write_world
+    from pipeline.simulate import simulate as simulate_world
 
     params = _params(params_file)
     sim, label = params.get("simulate", {}), params.get("label", {})
@@ -92,10 +100,13 @@ def simulate(
     if fmt not in ("csv", "parquet"):
         raise UserError(f"--format must be csv or parquet, not {fmt!r}")
     started = time.perf_counter()
-    counts = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
+    tables, truth_frame = simulate_world(config)
+    write_tables(tables, out, fmt)
+    write_table(truth_frame, truth or out.parent / "truth.parquet")
+    counts = ", ".join(f"{name} {len(frame)}" for name, frame in tables.items())
     typer.echo(
         f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
-        f"{time.perf_counter() - started:.1f}s: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        f"{time.perf_counter() - started:.1f}s: {counts} -> {out}"
     )
 
 

@@ -25,8 +25,8 @@ from pipeline.train import INFO_NAME, MODEL_SUBDIR, folds_for, read_frame  # noq
 log = logging.getLogger(__name__)
 
 
-def oracle_metrics(test: pd.DataFrame, truth_path: Path | None) -> dict[str, Any] | None:
-    """AUC and Brier of the simulator's true probabilities on exactly the test rows."""
+def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Series | None:
+    """The simulator's true probabilities for exactly the test rows (None without full cover)."""
     if not truth_path or not Path(truth_path).is_file():
         return None
     truth = pd.read_parquet(truth_path)
@@ -41,13 +41,16 @@ def oracle_metrics(test: pd.DataFrame, truth_path: Path | None) -> dict[str, Any
             100 * covered,
         )
         return None
-    result = binary_metrics(rows[LABEL].to_numpy(), rows["p_churn"].to_numpy())
-    return {k: result[k] for k in ("auc", "pr_auc", "brier", "log_loss", "lift_at_10pct")}
+    return rows["p_churn"]
 
 
-def _plot(roc: pd.DataFrame, calib: pd.DataFrame, auc: float, out: Path) -> None:
+def _plot(roc: pd.DataFrame, calib: pd.DataFrame, auc: float, oracle: pd.DataFrame | None,
+          oracle_auc: float | None, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     axes[0].plot(roc["fpr"], roc["tpr"], label=f"model (AUC {auc:.3f})")
+    if oracle is not None:
+        axes[0].plot(oracle["fpr"], oracle["tpr"], c="black", lw=1,
+                     label=f"oracle: true probability (AUC {oracle_auc:.3f})")
     axes[0].plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     axes[0].set(
         xlabel="false positive rate", ylabel="true positive rate", title="ROC, out-of-time test"
@@ -87,9 +90,11 @@ def run(
         metrics[name] = binary_metrics(part[LABEL].to_numpy(), model.predict_proba(part))
     test = frame[fold == "test"]
     p_test = model.predict_proba(test)
-    oracle = oracle_metrics(test, truth_path)
-    if oracle is not None:
-        metrics["oracle"] = oracle
+    y_test = test[LABEL].to_numpy()
+    p_oracle = oracle_probabilities(test, truth_path)
+    if p_oracle is not None:
+        oracle = binary_metrics(y_test, p_oracle.to_numpy())
+        metrics["oracle"] = {k: oracle[k] for k in ("auc", "pr_auc", "brier", "lift_at_10pct")}
         metrics["test"]["auc_vs_oracle"] = metrics["test"]["auc"] / oracle["auc"]
     metrics["model"] = {
         "version": info["version"],
@@ -98,11 +103,13 @@ def run(
     }
 
     plots = Path(reports_dir) / "plots"
-    roc = roc_points(test[LABEL].to_numpy(), p_test)
-    calib = calibration_bins(test[LABEL].to_numpy(), p_test)
+    roc = roc_points(y_test, p_test)
+    calib = calibration_bins(y_test, p_test)
     write_table(roc, plots / "roc.csv")
     write_table(calib, plots / "calibration.csv")
-    _plot(roc, calib, metrics["test"]["auc"], plots / "evaluation.png")
+    oracle_roc = None if p_oracle is None else roc_points(y_test, p_oracle.to_numpy())
+    _plot(roc, calib, metrics["test"]["auc"], oracle_roc,
+          metrics.get("oracle", {}).get("auc"), plots / "evaluation.png")
     write_json(metrics, Path(reports_dir) / "metrics.json")
 
     _log_to_run(root, params, info["run_id"], metrics, plots)

@@ -59,6 +59,16 @@ def write_json(data: Any, target: Path) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") -> None:
+    """Write one NAME.csv or NAME.parquet per table into `out_dir`, all or nothing."""
+    with atomic_dir(out_dir) as tmp:
+        for name, frame in tables.items():
+            if fmt == "csv":
+                frame.to_csv(tmp / f"{name}.csv", index=False)
+            else:
+                frame.to_parquet(tmp / f"{name}.parquet", index=False)
+
+
 def check_table_suffix(path: Path) -> str:
     """Return the table format of `path` from its extension, or fail clearly."""
     suffix = Path(path).suffix.lower()

@@ -98,7 +98,8 @@ def score(
             "; retrain on this data or add the tables and columns they need"
         )
     feats = feats.copy()
-    feats["p_churn"] = model.pyfunc.predict(feats[cm.features]).to_numpy() if len(feats) else []
+    x = feats[cm.features].astype("float64")
+    feats["p_churn"] = model.pyfunc.predict(x).to_numpy() if len(feats) else []
     feats["p_churn"] = feats["p_churn"].astype(float).round(6)
     if accounts is None:
         out = feats[["account_id", "p_churn"]].copy()

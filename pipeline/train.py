@@ -88,7 +88,8 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
 
     valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
     valid_metrics = binary_metrics(valid[LABEL].to_numpy(), model.predict_proba(valid))
-    example = valid[features].head(5).reset_index(drop=True)
+    # Features are float64 in the signature: counts can be missing when a table is absent.
+    example = valid[features].head(5).reset_index(drop=True).astype("float64")
     signature = infer_signature(example, model.predict(None, example))
 
     cfg = params["mlflow"]
