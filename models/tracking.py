@@ -20,30 +20,34 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+def default_uri(root: Path) -> str:
+    """The project's own store: SQLite at the repo root."""
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI if set, else the SQLite store at the repo root."""
-    return (
-        os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
-    )
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri(root)
 
 
 def configure(root: Path, experiment: str) -> str:
     """Point MLflow at the project's store and make sure the experiment exists; return its id."""
     uri = tracking_uri(root)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, so compare values, not presence.
+    local = uri == default_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
         location = None
-        if "MLFLOW_TRACKING_URI" not in os.environ:
+        if local:  # else the server or store decides where artifacts go
             location = (Path(root).resolve() / "mlartifacts").as_uri()
         try:
-            return mlflow.create_experiment(experiment, artifact_location=location)
+            mlflow.create_experiment(experiment, artifact_location=location)
         except MlflowException:  # created meanwhile by a parallel run
-            found = mlflow.get_experiment_by_name(experiment)
-            if found is None:
-                raise
-    return found.experiment_id
+            pass
+        found = mlflow.get_experiment_by_name(experiment)
+    return mlflow.set_experiment(experiment_id=found.experiment_id).experiment_id
 
 
 def git_commit(root: Path) -> str | None:
@@ -102,7 +106,7 @@ def load_model(root: Path, registered_name: str, uri: str | None, fallback: Path
         mlflow.set_tracking_uri(tracking_uri(root))
         return LoadedModel(mlflow.pyfunc.load_model(target), uri)
     store = tracking_uri(root)
-    has_store = "MLFLOW_TRACKING_URI" in os.environ or (Path(root) / "mlflow.db").is_file()
+    has_store = store != default_uri(root) or (Path(root) / "mlflow.db").is_file()
     if has_store:
         mlflow.set_tracking_uri(store)
         mlflow.set_registry_uri(store)

@@ -93,8 +93,8 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
     signature = infer_signature(example, model.predict(None, example))
 
     cfg = params["mlflow"]
-    configure(root, cfg["experiment"])
-    with mlflow.start_run(tags=run_tags(root)) as active:
+    experiment_id = configure(root, cfg["experiment"])
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags(root)) as active:
         mlflow.log_params(flatten(params))
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
         mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)

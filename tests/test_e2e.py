@@ -83,7 +83,7 @@ def test_mlflow_store_at_repo_root_with_registered_champion(repo):
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("churn-risk", "champion")
     challenger = client.get_model_version_by_alias("churn-risk", "challenger")
-    assert champion.version == challenger.version == "1"
+    assert str(champion.version) == str(challenger.version) == "1"
     run = client.get_run(champion.run_id)
     head = _run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
     assert run.data.tags["git_commit"] == head
