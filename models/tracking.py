@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -42,10 +43,8 @@ def configure(root: Path, experiment: str) -> str:
         location = None
         if local:  # else the server or store decides where artifacts go
             location = (Path(root).resolve() / "mlartifacts").as_uri()
-        try:
+        with contextlib.suppress(MlflowException):  # created meanwhile by a parallel run
             mlflow.create_experiment(experiment, artifact_location=location)
-        except MlflowException:  # created meanwhile by a parallel run
-            pass
         found = mlflow.get_experiment_by_name(experiment)
     return mlflow.set_experiment(experiment_id=found.experiment_id).experiment_id
 

@@ -44,13 +44,24 @@ def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Seri
     return rows["p_churn"]
 
 
-def _plot(roc: pd.DataFrame, calib: pd.DataFrame, auc: float, oracle: pd.DataFrame | None,
-          oracle_auc: float | None, out: Path) -> None:
+def _plot(
+    roc: pd.DataFrame,
+    calib: pd.DataFrame,
+    auc: float,
+    oracle: pd.DataFrame | None,
+    oracle_auc: float | None,
+    out: Path,
+) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     axes[0].plot(roc["fpr"], roc["tpr"], label=f"model (AUC {auc:.3f})")
     if oracle is not None:
-        axes[0].plot(oracle["fpr"], oracle["tpr"], c="black", lw=1,
-                     label=f"oracle: true probability (AUC {oracle_auc:.3f})")
+        axes[0].plot(
+            oracle["fpr"],
+            oracle["tpr"],
+            c="black",
+            lw=1,
+            label=f"oracle: true probability (AUC {oracle_auc:.3f})",
+        )
     axes[0].plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     axes[0].set(
         xlabel="false positive rate", ylabel="true positive rate", title="ROC, out-of-time test"
@@ -108,8 +119,14 @@ def run(
     write_table(roc, plots / "roc.csv")
     write_table(calib, plots / "calibration.csv")
     oracle_roc = None if p_oracle is None else roc_points(y_test, p_oracle.to_numpy())
-    _plot(roc, calib, metrics["test"]["auc"], oracle_roc,
-          metrics.get("oracle", {}).get("auc"), plots / "evaluation.png")
+    _plot(
+        roc,
+        calib,
+        metrics["test"]["auc"],
+        oracle_roc,
+        metrics.get("oracle", {}).get("auc"),
+        plots / "evaluation.png",
+    )
     write_json(metrics, Path(reports_dir) / "metrics.json")
 
     _log_to_run(root, params, info["run_id"], metrics, plots)
