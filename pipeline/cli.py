@@ -81,9 +81,8 @@ def simulate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Write a simulated B2B world (the five input tables) and its ground truth."""
-    from pipeline.io import write_table, write_tables
     from pipeline.simulate import SimConfig
-    from pipeline.simulate import simulate as simulate_world
+    from pipeline.simulate import write as write_world
 
     params = _params(params_file)
     sim, label = params.get("simulate", {}), params.get("label", {})
@@ -100,10 +99,8 @@ def simulate(
     if fmt not in ("csv", "parquet"):
         raise UserError(f"--format must be csv or parquet, not {fmt!r}")
     started = time.perf_counter()
-    tables, truth_frame = simulate_world(config)
-    write_tables(tables, out, fmt)
-    write_table(truth_frame, truth or out.parent / "truth.parquet")
-    counts = ", ".join(f"{name} {len(frame)}" for name, frame in tables.items())
+    rows = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
+    counts = ", ".join(f"{name} {n}" for name, n in rows.items())
     typer.echo(
         f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
         f"{time.perf_counter() - started:.1f}s: {counts} -> {out}"

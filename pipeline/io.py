@@ -18,6 +18,12 @@ from pipeline.errors import UserError
 TABLE_SUFFIXES = (".csv", ".parquet")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it into place only if the block succeeds."""
@@ -26,6 +32,7 @@ def atomic_file(target: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get ordinary permissions
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -39,6 +46,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         old = None
@@ -57,16 +65,6 @@ def write_json(data: Any, target: Path) -> None:
     """Write JSON atomically, pretty-printed and with sorted keys."""
     with atomic_file(target) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, fmt: str = "csv") -> None:
-    """Write one NAME.csv or NAME.parquet per table into `out_dir`, all or nothing."""
-    with atomic_dir(out_dir) as tmp:
-        for name, frame in tables.items():
-            if fmt == "csv":
-                frame.to_csv(tmp / f"{name}.csv", index=False)
-            else:
-                frame.to_parquet(tmp / f"{name}.parquet", index=False)
 
 
 def check_table_suffix(path: Path) -> str:
