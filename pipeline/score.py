@@ -67,6 +67,13 @@ def _status_of_unscored(validated: Validated, ids: pd.Series, as_of: pd.Timestam
     return status
 
 
+def _account_details(validated: Validated) -> pd.DataFrame:
+    """Name, segment and region of every account, where the data has them (for readers)."""
+    present = validated.columns["accounts"]
+    cols = ["account_id"] + [c for c in ("name", "segment", "region") if c in present]
+    return validated.con.execute(f"SELECT {', '.join(cols)} FROM clean_accounts").df()
+
+
 def check_as_of(validated: Validated, as_of: pd.Timestamp) -> None:
     """The as-of date must fall within the data (after its start, at most a day after its end)."""
     start, stop = pd.Timestamp(validated.data_start), data_end(validated)
@@ -102,7 +109,7 @@ def score(
     feats["p_churn"] = model.pyfunc.predict(x).to_numpy() if len(feats) else []
     feats["p_churn"] = feats["p_churn"].astype(float).round(6)
     if accounts is None:
-        out = feats[["account_id", "p_churn"]].copy()
+        out = feats[["account_id", "p_churn"]].merge(_account_details(validated), on="account_id")
         out["status"] = SCORED
         out = out.sort_values(["p_churn", "account_id"], ascending=[False, True], kind="stable")
     else:

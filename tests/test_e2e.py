@@ -110,6 +110,8 @@ def test_scores_for_every_active_account(repo):
     active = set(accounts.account_id) - set(churn.account_id)
     assert set(scores.account_id) == active
     assert (scores.status == "scored").all() and scores.p_churn.between(0, 1).all()
+    names = accounts.set_index("account_id")["name"]
+    assert (scores.set_index("account_id")["name"] == names[scores.account_id]).all()
     assert scores.p_churn.is_monotonic_decreasing
     assert (scores.model_version == "churn-risk/1").all()
     assert scores.risk_tier.isin(["high", "medium", "low"]).all()
@@ -165,3 +167,26 @@ def test_second_repro_has_nothing_to_do(repo):
     root, env = repo
     proc = _run([str(BIN / "dvc"), "status"], root, env)
     assert "up to date" in proc.stdout.lower()
+
+
+def test_featurize_one_cutoff_from_the_command_line(repo):
+    root, env = repo
+    _run(
+        [
+            str(BIN / "churn"),
+            "featurize",
+            "--data",
+            "data/clean",
+            "--as-of",
+            "2025-06-02",
+            "--out",
+            "feats.csv",
+        ],
+        root,
+        env,
+    )
+    feats = pd.read_csv(root / "feats.csv")
+    frame = pd.read_parquet(root / "data" / "features" / "frame.parquet")
+    assert feats.columns[0] == "account_id" and len(feats) > 100
+    assert feats.account_id.is_unique and (feats.cutoff == "2025-06-02").all()
+    assert set(frame.columns) - {"label"} == set(feats.columns)
