@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.catalog import GROUPS, Feature, FeatureConfig, days_before, plan
+from features.catalog import GROUPS, VIRTUAL, Feature, FeatureConfig, days_before, plan
 
 # The timestamp that places a row of each source table in time.
 SOURCE_TIME = {
@@ -21,6 +21,7 @@ SOURCE_TIME = {
     "interactions": "occurred_at",
     "links": "start_date",
     "accounts": "customer_since",
+    "contacts": "occurred_at",
 }
 KEYS = ["account_id", "cutoff"]
 
@@ -86,6 +87,12 @@ def _source_aggregates(
     joined = joined.mutate(cutoff=joined._cut)
     age = days_before(joined, ts) if ts in source.columns else ibis.null("float64")
     joined = joined.mutate(age=age)
+    if name == "contacts":
+        joined = (
+            joined.filter(joined.contact_id.notnull())
+            .group_by("_aid", "_cut", "contact_id")
+            .aggregate(first_age=joined.age.max(), last_age=joined.age.min())
+        )
     return joined.group_by(_aid="_aid", _cut="_cut").aggregate(
         **{f.name: f.expr(joined, cfg) for f in features}
     )
@@ -101,10 +108,10 @@ def build_features(
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(GROUPS)}")
-    columns = {name: list(t.columns) for name, t in tables.items()}
-    chosen = plan(columns, tuple(groups))
+    sources = dict(tables) | {v: tables[t] for v, t in VIRTUAL.items() if t in tables}
+    chosen = plan({name: list(t.columns) for name, t in tables.items()}, tuple(groups))
     result = spine
-    for name, source in tables.items():
+    for name, source in sources.items():
         here = [f for f in chosen if f.source == name]
         if not here:
             continue

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import ibis
 import ibis.expr.types as ir
 
 GROUPS = ("silence", "dependency", "trust", "promises", "engagement")
@@ -25,6 +24,10 @@ class FeatureConfig:
         "business_review",
     )
     sharing_types: tuple[str, ...] = ("forecast_shared", "planning_meeting", "design_collaboration")
+    contract_link_types: tuple[str, ...] = ("service_contract", "maintenance_contract")
+    engineering_departments: tuple[str, ...] = ("engineering", "manufacturing")
+    sales_departments: tuple[str, ...] = ("sales", "management")
+    service_departments: tuple[str, ...] = ("service", "quality")
 
     @classmethod
     def from_params(cls, params: dict) -> FeatureConfig:
@@ -69,8 +72,18 @@ def within(t: ir.Table, days: int) -> ir.BooleanValue:
 
 
 def ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
-    """num / den, unknown (null) when the denominator is 0."""
-    return num.cast("float64") / den.cast("float64").nullif(0.0)
+    """num / den, unknown (null) when the denominator is 0 or unknown; a missing sum is 0."""
+    return num.cast("float64").fill_null(0.0) / den.cast("float64").nullif(0.0)
+
+
+def between(t: ir.Table, lo: int, hi: int) -> ir.BooleanValue:
+    """Events aged (lo, hi] days at the cutoff: the window before a recent one."""
+    return (t.age > lo) & (t.age <= hi)
+
+
+def log_trend(recent: ir.NumericValue, prior: ir.NumericValue) -> ir.FloatingValue:
+    """log((recent + 1) / (prior + 1)): below 0 means less than before."""
+    return ((recent + 1.0) / (prior + 1.0)).ln()
 
 
 def _catalog() -> tuple[Feature, ...]:
@@ -94,6 +107,16 @@ CATALOG: tuple[Feature, ...] = _catalog()
 BY_NAME: dict[str, Feature] = {f.name: f for f in CATALOG}
 
 
+# Virtual sources, built from a table of the data: "contacts" holds one row per customer
+# contact person seen before the cutoff, with the ages of its first and last interaction.
+VIRTUAL = {"contacts": "interactions"}
+
+
+def source_columns(columns: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Columns of every source, virtual ones included, from the data's tables and columns."""
+    return columns | {v: columns[t] for v, t in VIRTUAL.items() if t in columns}
+
+
 def available(feature: Feature, columns: dict[str, list[str]], done: set[str]) -> bool:
     """Whether the data (tables and columns present) supports `feature`."""
     if feature.source == "derived":
@@ -104,6 +127,7 @@ def available(feature: Feature, columns: dict[str, list[str]], done: set[str]) -
 
 def plan(columns: dict[str, list[str]], groups: tuple[str, ...] = GROUPS) -> list[Feature]:
     """The catalog's features that the data supports, in catalog order, for `groups`."""
+    columns = source_columns(columns)
     done: set[str] = set()
     chosen = []
     for feature in CATALOG:
@@ -119,13 +143,11 @@ def left_out(columns: dict[str, list[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for feature in CATALOG:
         if feature.name not in kept:
+            table = VIRTUAL.get(feature.source, feature.source)
             needs = (
                 feature.inputs
                 if feature.source == "derived"
-                else ([feature.source] + [f"{feature.source}.{c}" for c in feature.requires])
+                else ([table] + [f"{table}.{c}" for c in feature.requires])
             )
             out.setdefault(feature.group, []).append(f"{feature.name} (needs {', '.join(needs)})")
     return out
-
-
-__all__ = ["CATALOG", "GROUPS", "Feature", "FeatureConfig", "ibis"]

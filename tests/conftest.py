@@ -58,6 +58,8 @@ def tiny_world() -> dict[str, pd.DataFrame]:
             "initiated_by": ["customer", "customer", "supplier", "supplier"],
             "department": ["service", "service", "sales", "engineering"],
             "minutes": [None, None, 60.0, 30.0],
+            "contact_id": ["a-1", "a-2", "a-2", "b-1"],
+            "resolved_at": [T("2022-11-07 09:00:00"), pd.NaT, pd.NaT, pd.NaT],
         }
     )
     links = pd.DataFrame(

@@ -26,37 +26,92 @@ def test_every_group_has_at_least_two_features():
         assert sum(f.group == group for f in CATALOG) >= 2, group
 
 
-def test_values_worked_out_by_hand(world_dir):
+@pytest.fixture
+def at_april(world_dir) -> pd.DataFrame:
+    """Features on 2023-04-01: a (history), c (new customer); b churned on 2023-03-20."""
     f = feats(world_dir, "2023-04-01")
-    assert list(f.index) == ["a", "c"]  # b churned on 2023-03-20, before the cutoff
-    a = f.loc["a"]
-    # silence: last complaint 2023-01-05 -> 86 days; the older one is outside the 90 days
+    assert list(f.index) == ["a", "c"]
+    return f
+
+
+def test_silence_by_hand(at_april):
+    a, c = at_april.loc["a"], at_april.loc["c"]
+    # complaints on 2022-11-05 09:00 (146.625 days before) and 2023-01-05 (86 days before)
     assert a.days_since_last_complaint == 86
+    assert a.days_since_last_customer_contact == 86
+    assert a.days_since_last_contact == pytest.approx(58.5)  # price talk 2023-02-01 12:00
     assert a.complaints_recent == 1 and a.complaints_before_recent == 1
-    assert a.went_quiet == 0
-    assert a.days_since_last_contact == pytest.approx(58.5)  # 2023-02-01 12:00
-    # dependency: edi active, vmi ended 2023-02-01 (59 days ago), oldest active since 2022-05-01
-    assert a.active_links == 1 and a.active_link_types == 1 and a.links_ended_recent == 1
-    assert a.oldest_active_link_days == 335
-    assert a.direct_channel_share == 0.5 and a.product_lines_long == 2
-    assert a.tenure_days == 455
-    # trust: the only meeting minutes are a price negotiation
-    assert a.transactional_minutes_share == 1.0 and a.info_sharing_long == 0
-    # promises: o1 5 days late; o2 due 2023-03-10, still undelivered -> 22 days late by the cutoff
-    assert a.on_time_rate_long == 0.0
-    assert a.mean_lateness_days_long == pytest.approx((5 + 22) / 2)
-    assert a.broken_promises_recent == 2 and a.open_overdue_orders == 1
-    # engagement
-    assert a.days_since_last_order == 31 and a.orders_recent == 2 and a.orders_prior == 0
-    assert a.order_trend == pytest.approx(math.log(3))
-    assert a.order_value_long == 300 and a.share_of_wallet == pytest.approx(0.3)
-    assert a.supplier_touches_recent == 1 and a.supplier_departments_long == 2
-    c = f.loc["c"]
+    assert a.has_complaint_history == 1 and a.went_quiet == 0
+    # 1 complaint in 90 days against 1 in the 56.625 days of history before them
+    assert a.complaint_rate_ratio == pytest.approx((1 / 90) / (1 / 56.625))
+    assert a.complaint_resolution_days_long == pytest.approx(2.0)  # the old one took 2 days
+    assert a.open_complaints == 1  # the recent one is unresolved
+    assert a.customer_contacts_recent == 1 and a.customer_contacts_prior == 1
+    assert a.customer_contact_trend == pytest.approx(0.0)
     # zero and unknown kept apart: c never complained (unknown), has 0 complaints (a count)
     assert pd.isna(c.days_since_last_complaint) and c.complaints_recent == 0
-    assert pd.isna(c.days_since_last_contact)
+    assert c.has_complaint_history == 0 and pd.isna(c.complaint_rate_ratio)
+    assert pd.isna(c.days_since_last_contact) and pd.isna(c.complaint_resolution_days_long)
+
+
+def test_dependency_by_hand(at_april):
+    a, c = at_april.loc["a"], at_april.loc["c"]
+    # edi active since 2022-05-01 (335 days), vmi ended 2023-02-01 (59 days before)
+    assert a.active_links == 1 and a.active_link_types == 1 and a.ordering_links_active == 1
+    assert a.contract_links_active == 0 and a.links_started_recent == 0
+    assert a.links_ended_recent == 1 and a.oldest_active_link_days == 335
+    assert a.direct_channel_share == 0.5 and a.product_lines_long == 2  # edi + phone; x, y
+    assert a.tenure_days == 455  # since 2022-01-01
+    assert c.active_links == 0 and pd.isna(c.oldest_active_link_days)
+    assert c.direct_channel_share == 0.0 and c.tenure_days == 17
+
+
+def test_trust_by_hand(at_april):
+    a, c = at_april.loc["a"], at_april.loc["c"]
+    # the only meeting minutes are a 60-minute price negotiation
+    assert a.transactional_minutes_share == 1.0 and a.collaborative_minutes_long == 0
+    assert a.price_negotiations_long == 1 and a.disputes_long == 0
+    assert a.info_sharing_long == 0 and a.forecasts_shared_long == 0
+    assert a.rfqs_recent == 0 and a.inspections_long == 0
+    assert pd.isna(c.transactional_minutes_share)  # no meetings: unknown, not 0
+
+
+def test_promises_by_hand(at_april):
+    a, c = at_april.loc["a"], at_april.loc["c"]
+    # o1 due 2023-01-20, delivered 5 days late; o2 due 2023-03-10, undelivered: 22 days late
+    assert a.on_time_rate_long == 0.0
+    assert a.mean_lateness_days_long == pytest.approx((5 + 22) / 2)
+    assert a.worst_lateness_days_long == 22
+    assert a.broken_promises_recent == 2 and a.broken_promises_long == 2
+    assert a.open_overdue_orders == 1
+    assert pd.isna(a.lateness_trend_days)  # nothing was due in the window before
     assert pd.isna(c.on_time_rate_long)  # nothing due yet: unknown, not 0 or 1
-    assert c.open_overdue_orders == 0
+    assert c.open_overdue_orders == 0 and c.broken_promises_long == 0
+
+
+def test_engagement_by_hand(at_april):
+    a, c = at_april.loc["a"], at_april.loc["c"]
+    assert a.days_since_last_order == 31 and a.days_since_first_order == 81
+    assert a.orders_recent == 2 and a.orders_prior == 0
+    assert a.order_trend == pytest.approx(math.log(3))
+    assert a.order_value_long == 300 and a.avg_order_value_long == 150
+    assert a.order_value_trend == pytest.approx(math.log(301))
+    assert a.annual_wallet == 1000 and a.share_of_wallet == pytest.approx(0.3)
+    assert a.supplier_touches_recent == 1 and a.touches_sales_recent == 1
+    assert a.touches_engineering_recent == 0 and a.touches_service_recent == 0
+    assert a.interactions_trend == pytest.approx(math.log(3 / 2))  # 2 recent, 1 prior
+    assert a.supplier_departments_long == 2
+    # contacts: a-1 last seen 146.6 days before (lost), a-2 first seen 86 days before (new)
+    assert a.contacts_active_recent == 1 and a.contacts_new_recent == 1
+    assert a.contacts_lost_recent == 1
+    assert c.orders_recent == 1 and c.contacts_active_recent == 0
+
+
+def test_sources_lag_the_cutoff_test_for_a_churned_account(world_dir):
+    """b is scored before it churned; its planning meeting counts as collaboration."""
+    b = feats(world_dir, "2023-03-01").loc["b"]
+    assert b.transactional_minutes_share == 0.0 and b.collaborative_minutes_long == 30
+    assert b.touches_engineering_recent == 1 and b.info_sharing_long == 1
 
 
 def test_went_quiet_once_complaints_stop(world_dir):
@@ -185,3 +240,7 @@ def test_accounts_and_orders_alone_are_enough(tmp_path, world):
 def test_feature_groups_can_be_chosen(world_dir):
     f = feats(world_dir, "2023-04-01", groups=["silence"])
     assert set(f.columns) - {"cutoff"} == {x.name for x in CATALOG if x.group == "silence"}
+    f = feats(world_dir, "2023-04-01", groups=["trust", "promises"])
+    assert {x.name for x in CATALOG if x.group in ("trust", "promises")} == set(f.columns) - {
+        "cutoff"
+    }
