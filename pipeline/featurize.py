@@ -48,8 +48,9 @@ class LabelSpec:
             return "explicit" if "churn" in tables else "inactivity"
         if self.mode == "explicit" and "churn" not in tables:
             raise UserError(
-                "label.mode is 'explicit' but the data has no churn table; "
-                "add churn.csv or set label.mode to inactivity or auto"
+                "churn labels are 'explicit' (label.mode, or the setting the model was trained "
+                "with) but the data has no churn table: add churn.csv, or set label.mode to "
+                "inactivity or auto and retrain"
             )
         return self.mode
 

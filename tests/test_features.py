@@ -244,3 +244,14 @@ def test_feature_groups_can_be_chosen(world_dir):
     assert {x.name for x in CATALOG if x.group in ("trust", "promises")} == set(f.columns) - {
         "cutoff"
     }
+
+
+def test_feature_docs_are_up_to_date():
+    from pathlib import Path
+
+    from features.docs import render_markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "features.md"
+    assert page.read_text() == render_markdown(), "docs/features.md is stale: run `churn docs`"
+    for feature in CATALOG:
+        assert f"`{feature.name}`" in page.read_text()

@@ -1,0 +1,66 @@
+"""Render the feature catalog as Markdown (docs/features.md is generated from it)."""
+
+from __future__ import annotations
+
+from features.catalog import CATALOG, GROUPS, VIRTUAL
+
+GROUP_IDEAS = {
+    "silence": "The most convincing sign of a failing relationship is the absence of complaints: "
+    "no customer is satisfied for long; a quiet one is either not candid or not being contacted.",
+    "dependency": "Strong partners depend on each other; the supplier creates dependency by doing "
+    "more for the customer (ordering terminals, EDI, vendor-managed inventory, service "
+    "contracts, training, co-design).",
+    "trust": "Trust lowers the cost of the relationship: low-trust buyers spend about half of "
+    "meeting time on price, contracts and blame, high-trust ones about a quarter; trusting "
+    "partners share plans; aggressive buyers play suppliers against each other.",
+    "promises": "Promises made before the sale set expectations; the people who make them (sales) "
+    "are not the ones who keep them (manufacturing, service).",
+    "engagement": "Relationships drift toward less attention unless someone works against it; "
+    "engineers and manufacturing people who spend time with customers build lasting ones.",
+}
+DIRECTION = {"higher": "higher", "lower": "lower", "either": "either way"}
+
+
+def render_markdown() -> str:
+    """The catalog as a Markdown page: one table per group."""
+    lines = [
+        "# Relationship features",
+        "",
+        "Generated from `features/catalog.py` by `churn docs`; do not edit by hand "
+        "(a test fails when this page is stale).",
+        "",
+        "Every feature is computed at a cutoff from facts dated strictly before it. Windows come "
+        "from `params.yaml` (`features.recent_days`, default 90; `features.long_days`, default "
+        "365; the prior window is the `recent_days` before the recent one). An empty value means "
+        "unknown (for example no complaint ever), never zero; counts are 0 when the table exists "
+        "and the account had no such event. A feature whose table or column is missing from the "
+        "data is left out, and the validation report says so.",
+        "",
+        "| group | features |",
+        "|---|---|",
+    ]
+    for group in GROUPS:
+        lines.append(f"| [{group}](#{group}) | {sum(f.group == group for f in CATALOG)} |")
+    lines.append(f"| all | {len(CATALOG)} |")
+    for group in GROUPS:
+        lines += [
+            "",
+            f"## {group}",
+            "",
+            GROUP_IDEAS[group],
+            "",
+            "| feature | meaning | unit | risk rises when | needs |",
+            "|---|---|---|---|---|",
+        ]
+        for f in CATALOG:
+            if f.group != group:
+                continue
+            if f.source == "derived":
+                needs = "from " + ", ".join(f"`{i}`" for i in f.inputs)
+            else:
+                table = VIRTUAL.get(f.source, f.source)
+                needs = ", ".join([f"`{table}`"] + [f"`{table}.{c}`" for c in f.requires])
+            lines.append(
+                f"| `{f.name}` | {f.description} | {f.unit} | {DIRECTION[f.direction]} | {needs} |"
+            )
+    return "\n".join(lines) + "\n"
