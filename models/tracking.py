@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,10 +92,57 @@ class LoadedModel:
 
     pyfunc: mlflow.pyfunc.PyFuncModel
     version: str
+    note: str | None = None  # why this model and not the registry's champion, if so
 
     @property
     def churn_model(self):
         return self.pyfunc.unwrap_python_model()
+
+
+# Bounds for reaching a tracking server while looking up the champion: without them an
+# unreachable server costs minutes of retries before the DVC-tracked fallback is used.
+REGISTRY_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+@contextlib.contextmanager
+def _bounded_http() -> Iterator[None]:
+    """Set REGISTRY_HTTP for the block, leaving any value the user set alone."""
+    added = {k: v for k, v in REGISTRY_HTTP.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _path_version(folder: Path) -> str | None:
+    """'churn-risk/3' for a model folder saved by the train stage (train_info.json beside it)."""
+    info = folder.parent / "train_info.json"
+    if folder.is_dir() and info.is_file():
+        with contextlib.suppress(ValueError, KeyError):
+            data = json.loads(info.read_text())
+            return f"{data['registered_model']}/{data['version']}"
+    return None
+
+
+def _load(target: str, version: str, note: str | None = None) -> LoadedModel:
+    try:
+        return LoadedModel(mlflow.pyfunc.load_model(target), version, note)
+    except Exception as exc:  # mlflow raises many types for a bad or missing model
+        raise UserError(
+            f"cannot load the model at {target}: {_reason(exc)}; check the path or URI, "
+            "or run `dvc repro` to train one"
+        ) from exc
 
 
 def load_model(root: Path, registered_name: str, uri: str | None, fallback: Path) -> LoadedModel:
@@ -102,29 +151,35 @@ def load_model(root: Path, registered_name: str, uri: str | None, fallback: Path
         target = uri
         if "://" not in uri and ":/" not in uri:
             target = str(Path(uri).resolve())
+            if not Path(target).exists():
+                raise UserError(f"no model at {uri}: pass a model folder or an MLflow model URI")
+        if Path(target).is_dir() and (Path(target) / "mlflow" / "MLmodel").is_file():
+            target = str(Path(target) / "mlflow")  # the DVC-tracked folder, e.g. data/model
         mlflow.set_tracking_uri(tracking_uri(root))
-        return LoadedModel(mlflow.pyfunc.load_model(target), uri)
+        with _bounded_http():
+            return _load(target, _path_version(Path(target)) or uri)
     store = tracking_uri(root)
     has_store = store != default_uri(root) or (Path(root) / "mlflow.db").is_file()
     if has_store:
         mlflow.set_tracking_uri(store)
         mlflow.set_registry_uri(store)
         try:
-            mv = MlflowClient().get_model_version_by_alias(registered_name, CHAMPION)
-            model = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
+            with _bounded_http():
+                mv = MlflowClient().get_model_version_by_alias(registered_name, CHAMPION)
+                model = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
             return LoadedModel(model, f"{registered_name}/{mv.version}")
-        except MlflowException as exc:
-            log.warning(
-                "no '%s' champion in the MLflow store (%s); using the DVC-tracked model %s",
-                registered_name,
-                str(exc).splitlines()[0],
-                fallback,
+        except Exception as exc:  # unreachable store, missing alias, deleted artifacts...
+            note = (
+                f"could not use the '{CHAMPION}' of '{registered_name}' in the MLflow store "
+                f"{store} ({_reason(exc)})"
             )
     else:
-        log.warning("no MLflow store at %s; using the DVC-tracked model %s", store, fallback)
+        note = f"no MLflow store at {store}"
     if not (Path(fallback) / "MLmodel").is_file():
         raise UserError(
-            f"no model to score with: no champion in the registry and no model at "
-            f"{fallback}; run `dvc repro` (or `make run`) first, or pass --model"
+            f"no model to score with: {note}, and no DVC-tracked model at {fallback}; "
+            "run `dvc repro` (or `make run`) first, or pass --model"
         )
-    return LoadedModel(mlflow.pyfunc.load_model(str(Path(fallback).resolve())), f"dvc:{fallback}")
+    note += f"; scoring with the DVC-tracked model {fallback} instead"
+    log.warning("%s", note)
+    return _load(str(Path(fallback).resolve()), f"dvc:{fallback}", note)

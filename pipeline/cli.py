@@ -113,12 +113,34 @@ def validate(
     out: Annotated[Path, typer.Option(help="folder for the clean Parquet tables")] = Path(
         "data/clean"
     ),
+    policy: Annotated[
+        str | None,
+        typer.Option(help="fail or drop (rows with problems) [default: params validate.policy]"),
+    ] = None,
+    end_date: Annotated[
+        str | None,
+        typer.Option(help="YYYY-MM-DD: no event after it [default: params validate.end_date]"),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="also write the JSON report here, even when it fails")
+    ] = None,
+    params_file: ParamsOpt = None,
 ) -> None:
     """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
     from features.catalog import left_out
-    from pipeline.validate import check, write_clean
+    from pipeline.io import write_json
+    from pipeline.validate import REJECTS_NAME, check, write_clean
 
-    result = check(data)
+    params_path = params_file or default_params_file()
+    params = _params(params_path) if params_file or params_path.is_file() else {}
+    settings = params.get("validate") or {}
+    result = check(
+        data,
+        policy=policy or settings.get("policy", "fail"),
+        end_date=end_date if end_date is not None else settings.get("end_date"),
+    )
+    if report is not None:
+        write_json(result.report(), report)
     result.raise_if_failed()
     result.notes.extend(
         f"{group}: left out {', '.join(names)}" for group, names in left_out(result.columns).items()
@@ -126,8 +148,15 @@ def validate(
     write_clean(result, out)
     for note in result.notes:
         typer.echo(f"note: {note}")
+    if result.dropped:
+        typer.echo(
+            f"dropped {sum(result.dropped.values())} rows with problems "
+            f"({', '.join(f'{t} {n}' for t, n in result.dropped.items())}), listed in "
+            f"{out / REJECTS_NAME}:\n{result.summary()}",
+            err=True,
+        )
     typer.echo(
-        f"valid: {', '.join(f'{t} {n} rows' for t, n in result.rows.items())}; "
+        f"valid: {', '.join(f'{t} {n} rows' for t, n in result.kept.items())}; "
         f"data from {result.data_start} to {result.data_end}; clean tables in {out}"
     )
 
@@ -290,6 +319,8 @@ def score(
     )
     tiers = params.get("score", {}).get("tiers", {"high": 0.25, "medium": 0.1, "low": 0.0})
     meta = run(validated, loaded, _date(as_of, "--as-of"), listed, tiers, out)
+    if loaded.note:
+        typer.echo(f"note: {loaded.note}", err=True)
     typer.echo(
         f"scored as of {meta['as_of']} with {meta['model_version']}: "
         + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
@@ -297,6 +328,19 @@ def score(
         + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
         + f" -> {out}"
     )
+
+
+@app.command()
+def docs(
+    out: Annotated[Path, typer.Option(help="Markdown file to write")] = Path("docs/features.md"),
+) -> None:
+    """Write the feature catalog as Markdown (docs/features.md)."""
+    from features.docs import render_markdown
+    from pipeline.io import atomic_file
+
+    with atomic_file(out) as tmp:
+        tmp.write_text(render_markdown())
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

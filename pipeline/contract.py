@@ -1,4 +1,7 @@
-"""The input data contract (DESIGN section 4): tables, columns, types and vocabularies."""
+"""The input data contract (DESIGN section 4): tables, columns, types, vocabularies and rules.
+
+docs/data-contract.md describes every rule here and the message each breach gets.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,33 @@ from dataclasses import dataclass
 
 # Logical column types and the DuckDB type each is cast to in the clean tables.
 SQL_TYPES = {"id": "VARCHAR", "str": "VARCHAR", "ts": "TIMESTAMP", "float": "DOUBLE"}
+
+# Dates in text: YYYY-MM-DD, optionally with a time (HH:MM, HH:MM:SS, fractions), space or T.
+DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+# Text that looks like a date in some other layout (05/01/2023, 2023/01/05, 5.1.23, 20230105).
+OTHER_DATE_PATTERN = r"[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}.*|[0-9]{8}"
+# Dates outside this range are placeholders (0001-01-01, 9999-12-31) or typos, not events.
+PLAUSIBLE_DATES = ("1900-01-01", "2200-01-01")
+# Cell texts that mean "no value" in date and number columns (exports write them for empty).
+NULL_TOKENS = ("null", "none", "na", "n/a", "nan", "nat", "\\n")
+
+# Parquet column types (DuckDB names) accepted for each logical type; text is always accepted
+# and checked value by value. An all-empty column is accepted whatever its type.
+_INTEGER = r"U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)"
+PARQUET_TYPES = {
+    "id": rf"VARCHAR|{_INTEGER}",
+    "str": rf"VARCHAR|{_INTEGER}|BOOLEAN|FLOAT|DOUBLE|DECIMAL\(.*\)",
+    "ts": r"VARCHAR|DATE|TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE",
+    "float": rf"VARCHAR|{_INTEGER}|FLOAT|DOUBLE|DECIMAL\(.*\)",
+}
+KIND_WORDS = {
+    "id": "text or whole numbers",
+    "str": "text",
+    "ts": "dates or timestamps (or text YYYY-MM-DD)",
+    "float": "numbers",
+}
+
+POLICIES = ("fail", "drop")
 
 
 @dataclass(frozen=True)
@@ -15,6 +45,8 @@ class Column:
     name: str
     kind: str  # id, str, ts or float
     required: bool = False
+    non_negative: bool = False  # float: values below zero break the contract
+    event: bool = False  # ts: the date something happened, so never after validate.end_date
 
 
 @dataclass(frozen=True)
@@ -30,6 +62,21 @@ class TableSpec:
     @property
     def required_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        """The contract column called `name`."""
+        return next(c for c in self.columns if c.name == name)
+
+
+@dataclass(frozen=True)
+class DateOrder:
+    """Within one row, `later` (when present) must not fall on an earlier day than `earlier`."""
+
+    table: str
+    later: str
+    earlier: str
+    check: str
+    fix: str
 
 
 INTERACTION_TYPES = (
@@ -72,8 +119,8 @@ TABLES: dict[str, TableSpec] = {
                 Column("segment", "str"),
                 Column("region", "str"),
                 Column("size_band", "str"),
-                Column("customer_since", "ts"),
-                Column("annual_wallet", "float"),
+                Column("customer_since", "ts", event=True),
+                Column("annual_wallet", "float", non_negative=True),
             ),
             required=True,
             key="account_id",
@@ -83,13 +130,13 @@ TABLES: dict[str, TableSpec] = {
             (
                 Column("order_id", "id", True),
                 Column("account_id", "id", True),
-                Column("order_date", "ts", True),
-                Column("amount", "float", True),
+                Column("order_date", "ts", True, event=True),
+                Column("amount", "float", True, non_negative=True),
                 Column("product_line", "str"),
                 Column("channel", "str"),
-                Column("quantity", "float"),
+                Column("quantity", "float", non_negative=True),
                 Column("promised_date", "ts"),
-                Column("delivered_date", "ts"),
+                Column("delivered_date", "ts", event=True),
             ),
             required=True,
             key="order_id",
@@ -99,13 +146,13 @@ TABLES: dict[str, TableSpec] = {
             (
                 Column("interaction_id", "id", True),
                 Column("account_id", "id", True),
-                Column("occurred_at", "ts", True),
+                Column("occurred_at", "ts", True, event=True),
                 Column("type", "str", True),
                 Column("initiated_by", "str"),
                 Column("department", "str"),
-                Column("minutes", "float"),
+                Column("minutes", "float", non_negative=True),
                 Column("contact_id", "id"),
-                Column("resolved_at", "ts"),
+                Column("resolved_at", "ts", event=True),
             ),
             key="interaction_id",
             vocabulary=("type", INTERACTION_TYPES),
@@ -115,7 +162,7 @@ TABLES: dict[str, TableSpec] = {
             (
                 Column("account_id", "id", True),
                 Column("link_type", "str", True),
-                Column("start_date", "ts", True),
+                Column("start_date", "ts", True, event=True),
                 Column("end_date", "ts"),
             ),
             vocabulary=("link_type", LINK_TYPES),
@@ -124,7 +171,7 @@ TABLES: dict[str, TableSpec] = {
             "churn",
             (
                 Column("account_id", "id", True),
-                Column("churned_at", "ts", True),
+                Column("churned_at", "ts", True, event=True),
                 Column("reason", "str"),
             ),
             key="account_id",
@@ -134,3 +181,36 @@ TABLES: dict[str, TableSpec] = {
 
 # The timestamp column that dates each event table (used for the data's time range).
 EVENT_TIME = {"orders": "order_date", "interactions": "occurred_at", "churn": "churned_at"}
+
+# Dates within a row that must come in order (compared by day: a date without a time is
+# midnight, so an order placed at 14:00 and delivered "the same day" is not a breach).
+DATE_ORDERS = (
+    DateOrder(
+        "orders",
+        "delivered_date",
+        "order_date",
+        "delivered before it was ordered",
+        "check the two dates (swapped columns or a wrong year are the usual causes)",
+    ),
+    DateOrder(
+        "orders",
+        "promised_date",
+        "order_date",
+        "delivery promised before the order was placed",
+        "check the two dates (swapped columns or a wrong year are the usual causes)",
+    ),
+    DateOrder(
+        "interactions",
+        "resolved_at",
+        "occurred_at",
+        "resolved before it occurred",
+        "check the two dates, or leave resolved_at empty when unknown",
+    ),
+    DateOrder(
+        "links",
+        "end_date",
+        "start_date",
+        "link ends before it starts",
+        "check the two dates; leave end_date empty for a link that is still active",
+    ),
+)

@@ -61,6 +61,9 @@ class LabelSpec:
 
 def ibis_tables(validated: Validated) -> dict[str, ir.Table]:
     """The clean tables as Ibis tables on the validation's DuckDB connection."""
+    # One thread: multi-threaded aggregation adds floats in a varying order, and feature
+    # tables must be byte-identical from run to run (no slower at the default world's size).
+    validated.con.execute("SET threads = 1")
     con = ibis.duckdb.from_connection(validated.con)
     return {name: con.table(validated.view(name)) for name in validated.columns}
 

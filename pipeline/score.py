@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +16,7 @@ from features import FeatureConfig
 from models.tracking import LoadedModel
 from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at, ibis_tables
-from pipeline.io import read_table, write_json, write_table
+from pipeline.io import atomic_files, check_table_suffix, neutralise, read_table
 from pipeline.validate import Validated
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,30 @@ def risk_tier(p: pd.Series, tiers: Mapping[str, float]) -> pd.Series:
 def read_account_list(path: Path) -> pd.DataFrame:
     """A customer list file with an account_id column (other columns pass through)."""
     frame = read_table(path)
+    frame.columns = [str(c).replace("\ufeff", "").strip() for c in frame.columns]
     if "account_id" not in frame.columns:
         raise UserError(
             f"{path}: the account list needs an account_id column; "
             f"it has: {', '.join(map(str, frame.columns))}"
         )
-    frame["account_id"] = frame["account_id"].astype(str).str.strip()
+    if frame.columns.duplicated().any():
+        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise UserError(f"{path}: columns named more than once: {', '.join(dup)}; rename them")
+    renames = {}
+    for column in frame.columns:
+        if column in COLUMNS and column != "account_id":
+            new = f"{column}_input"
+            while new in frame.columns or new in renames.values():
+                new += "_"
+            renames[column] = new
+    if renames:
+        log.warning(
+            "the account list has columns the score file writes; kept as %s",
+            ", ".join(f"{a} -> {b}" for a, b in renames.items()),
+        )
+        frame = frame.rename(columns=renames)
+    ids = frame["account_id"]
+    frame["account_id"] = ids.where(ids.isna(), ids.astype(str).str.strip())
     return frame
 
 
@@ -74,6 +94,14 @@ def _account_details(validated: Validated) -> pd.DataFrame:
     return validated.con.execute(f"SELECT {', '.join(cols)} FROM clean_accounts").df()
 
 
+def _needs(validated: Validated, names: list[str]) -> list[str]:
+    """Each feature name with what it needs, where the catalog says (e.g. 'x (needs links)')."""
+    from features.catalog import left_out
+
+    described = {d.split(" ")[0]: d for ds in left_out(validated.columns).values() for d in ds}
+    return [described.get(n, n) for n in names]
+
+
 def check_as_of(validated: Validated, as_of: pd.Timestamp) -> None:
     """The as-of date must fall within the data (after its start, at most a day after its end)."""
     start, stop = pd.Timestamp(validated.data_start), data_end(validated)
@@ -101,8 +129,9 @@ def score(
     missing = [f for f in cm.features if f not in feats.columns]
     if missing:
         raise UserError(
-            f"the model needs features this data cannot provide: {', '.join(missing)}"
-            "; retrain on this data or add the tables and columns they need"
+            f"the model ({model.version}) needs {len(missing)} feature(s) this data cannot "
+            f"provide: {', '.join(_needs(validated, missing))}; add the tables and columns "
+            "they need, or retrain on this data (dvc repro) and score with that model"
         )
     feats = feats.copy()
     x = feats[cm.features].astype("float64")
@@ -139,18 +168,26 @@ def run(
 ) -> dict[str, Any]:
     """Score and write the file plus its metadata (model, data range, counts by status)."""
     as_of = as_of or data_end(validated)
+    suffix = check_table_suffix(out)
     scores = score(validated, model, as_of, accounts, tiers)
     meta = {
         "as_of": as_of.date().isoformat(),
         "model_version": model.version,
+        "model_note": model.note,
         "data_start": validated.data_start,
         "data_end": validated.data_end,
         "rows": len(scores),
         "status_counts": scores["status"].value_counts().to_dict(),
         "tier_counts": scores["risk_tier"].value_counts().to_dict(),
     }
-    write_table(scores, out)
-    write_json(meta, out.with_name(out.stem + ".meta.json"))
+    meta_path = out.with_name(out.stem + ".meta.json")
+    with atomic_files([out, meta_path]) as (tmp, tmp_meta):
+        if suffix == ".csv":
+            neutralise(scores).to_csv(tmp, index=False)
+        else:
+            scores.to_parquet(tmp, index=False)
+        meta["scores_sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return meta
 
 

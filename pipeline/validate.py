@@ -1,26 +1,49 @@
 """Check raw tables against the input contract and write clean, typed Parquet.
 
-Every problem is found in one pass (DuckDB queries over the raw files) and reported together;
-on any problem nothing is written and the CLI exits with code 2.
+Each file is read once into DuckDB; every rule is then a query, so every problem is found in
+one pass and reported together (docs/data-contract.md lists the rules, messages and fixes).
+Under the `fail` policy any problem means nothing is written (the CLI exits with code 2); under
+`drop` the rows with problems are left out of the clean tables and written, with the reasons,
+to rejects.csv beside them. Problems with a whole file or column (missing, unreadable, of the
+wrong type, empty) fail under both policies: no choice of rows would fix them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
-from pipeline.contract import EVENT_TIME, SQL_TYPES, TABLES, TableSpec
-from pipeline.errors import DataError
-from pipeline.io import atomic_dir, write_json
+from pipeline.contract import (
+    DATE_ORDERS,
+    DATE_PATTERN,
+    EVENT_TIME,
+    KIND_WORDS,
+    NULL_TOKENS,
+    OTHER_DATE_PATTERN,
+    PARQUET_TYPES,
+    PLAUSIBLE_DATES,
+    POLICIES,
+    TABLES,
+    TableSpec,
+)
+from pipeline.errors import DataError, UserError
+from pipeline.io import atomic_dir, write_json, write_table
 
 log = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 REPORT_NAME = "validation.json"
+REJECTS_NAME = "rejects.csv"
+ROW = "_row"  # 1-based position of the row among the rows read (the header is not a row)
+_BLANKS = " \t\r\n"
+_REEXPORT = "export the table again as a CSV file (UTF-8, header row) or as Parquet"
 
 
 @dataclass
@@ -33,8 +56,10 @@ class Problem:
     count: int
     fix: str
     examples: list[dict[str, Any]] = field(default_factory=list)
+    fatal: bool = False  # about a whole file or column: dropping rows cannot fix it
 
     def render(self) -> str:
+        """The problem as a few readable lines."""
         where = f"{self.table}.{self.column}" if self.column else self.table
         rows = "" if not self.count else f" ({self.count} row{'s' if self.count != 1 else ''})"
         lines = [f"- {where}: {self.check}{rows}. Fix: {self.fix}"]
@@ -44,22 +69,77 @@ class Problem:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """A row-level check: a predicate over the typed row `t` (and the joined a, b)."""
+
+    column: str | None
+    check: str
+    predicate: str
+    fix: str
+    show: tuple[str, ...]
+    mixed: str | None = None  # the check's name when the column also holds good values
+
+
+@dataclass
+class _Source:
+    """One input file read into DuckDB (src_<table>) and its columns mapped onto the contract."""
+
+    spec: TableSpec
+    path: Path
+    headers: list[str] = field(default_factory=list)  # as in the file
+    names: list[str] = field(default_factory=list)  # as in src_<table>
+    types: list[str] = field(default_factory=list)
+    mapping: dict[str, int] = field(default_factory=dict)  # contract column -> position
+    rows: int = 0
+    kept: int = 0
+    usable: set[str] = field(default_factory=set)  # contract columns of an acceptable type
+    encoding: str | None = None
+    unreadable: int = 0  # CSV lines DuckDB could not parse
+    rules: list[_Rule] = field(default_factory=list)
+    row: str = "rowid + 1"  # the 1-based row number in src_<table>
+
+    def ref(self, column: str) -> str:
+        """The source column holding contract column `column`."""
+        return _q(self.names[self.mapping[column]])
+
+
 @dataclass
 class Validated:
     """The outcome of checking a data directory: clean views on a DuckDB connection."""
 
     con: duckdb.DuckDBPyConnection
     data_dir: Path
-    columns: dict[str, list[str]]  # table -> contract columns present, for tables present
-    rows: dict[str, int]
+    columns: dict[str, list[str]]  # table -> contract columns present, for tables kept
+    rows: dict[str, int]  # rows read per table
     problems: list[Problem]
     notes: list[str]
     data_start: str | None = None
     data_end: str | None = None
+    policy: str = "fail"
+    end_date: str | None = None
+    kept: dict[str, int] = field(default_factory=dict)  # rows in each clean table
+    mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # vocabulary -> 'other'
+    sources: dict[str, _Source] = field(default_factory=dict, repr=False)
+
+    @property
+    def failed(self) -> list[Problem]:
+        """The problems that stop the run under the policy in force."""
+        if self.policy == "drop":
+            return [p for p in self.problems if p.fatal]
+        return list(self.problems)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.failed
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Rows (and unreadable lines) left out of each clean table under the drop policy."""
+        if self.policy != "drop" or not self.ok:
+            return {}
+        out = {t: s.rows + s.unreadable - self.kept.get(t, 0) for t, s in self.sources.items()}
+        return {t: n for t, n in out.items() if n}
 
     def view(self, table: str) -> str:
         """Name of the clean, typed view of `table`."""
@@ -67,23 +147,40 @@ class Validated:
 
     def report(self) -> dict[str, Any]:
         """The validation report as plain data (written as validation.json)."""
+        tables = {}
+        for name, cols in self.columns.items():
+            src = self.sources.get(name)
+            tables[name] = {"rows": self.rows.get(name, 0), "columns": cols}
+            if src is not None:
+                tables[name].update(file=src.path.name, encoding=src.encoding)
+            if name in self.kept:
+                tables[name]["clean_rows"] = self.kept[name]
         return {
             "data_dir": str(self.data_dir),
             "ok": self.ok,
-            "tables": {t: {"rows": self.rows[t], "columns": c} for t, c in self.columns.items()},
+            "policy": self.policy,
+            "end_date": self.end_date,
+            "tables": tables,
             "data_start": self.data_start,
             "data_end": self.data_end,
             "notes": self.notes,
             "problems": [p.__dict__ for p in self.problems],
+            "dropped": self.dropped,
+            "mapped_to_other": self.mapped,
         }
 
+    def summary(self) -> str:
+        """The problems as readable text, the ones that stop the run first."""
+        return "\n".join(p.render() for p in sorted(self.problems, key=lambda p: not p.fatal))
+
     def raise_if_failed(self) -> None:
-        """Raise a DataError listing every problem."""
-        if self.problems:
-            body = "\n".join(p.render() for p in self.problems)
-            raise DataError(
-                f"{len(self.problems)} problem(s) in the input data at {self.data_dir}:\n{body}"
-            )
+        """Raise a DataError listing every problem when any of them stops the run."""
+        if not self.failed:
+            return
+        head = f"{len(self.problems)} problem(s) in the input data at {self.data_dir}"
+        if self.policy == "drop":
+            head += f"; {len(self.failed)} cannot be fixed by dropping rows"
+        raise DataError(f"{head}:\n{self.summary()}")
 
 
 def _q(name: str) -> str:
@@ -94,244 +191,697 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith("Invalid Input Error: CSV Error")]
+    return ((useful or lines or [type(exc).__name__])[0])[:300]
+
+
 def _find_file(data_dir: Path, table: str) -> tuple[Path | None, list[Path]]:
-    found = [p for p in (data_dir / f"{table}.csv", data_dir / f"{table}.parquet") if p.is_file()]
+    wanted = {f"{table}.csv", f"{table}.parquet"}
+    found = sorted(p for p in data_dir.iterdir() if p.name.lower() in wanted and p.is_file())
     return (found[0] if len(found) == 1 else None), found
 
 
-def _examples(con: duckdb.DuckDBPyConnection, raw: str, where: str, cols: list[str]) -> list[dict]:
-    select = ", ".join(["_row"] + [_q(c) for c in cols])
-    rows = con.execute(
-        f"SELECT {select} FROM {raw} WHERE {where} ORDER BY _row LIMIT {MAX_EXAMPLES}"
-    )
-    names = [d[0] for d in rows.description]
-    return [
-        {n: (None if v is None else str(v)) for n, v in zip(names, r, strict=True)}
-        for r in rows.fetchall()
-    ]
+def _normal(header: str) -> str:
+    return header.replace("\ufeff", "").strip(_BLANKS).lower()
 
 
-def _count(con: duckdb.DuckDBPyConnection, raw: str, where: str) -> int:
-    return con.execute(f"SELECT count(*) FROM {raw} WHERE {where}").fetchone()[0]
+def _create_source(
+    con: duckdb.DuckDBPyConnection, src: _Source, source: str, parquet: bool = False
+) -> None:
+    """src_<table>: a CSV file read once into a temp table (its rowid keeps the file's order),
+    or a view on a Parquet file (read where used, with its file row number)."""
+    table = f"src_{src.spec.name}"
+    if parquet:
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        if "file_row_number" not in {str(d[0]).lower() for d in described}:
+            numbered = f"{source[:-1]}, file_row_number=true)"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {numbered}")
+            src.headers = [str(d[0]) for d in described]
+            src.types = [str(d[1]) for d in described]
+            src.names, src.row = list(src.headers), "file_row_number + 1"
+            src.rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            return
+    created = con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}")
+    src.rows = created.fetchone()[0]
+    description = con.execute(f"SELECT * FROM {table} LIMIT 0").description
+    src.headers = [str(d[0]) for d in description]
+    src.types = [str(d[1]) for d in description]
+    src.names = list(src.headers)
+    for i, header in enumerate(src.headers):
+        if header.lower() == "rowid":  # would hide the row number
+            src.names[i] = f"{header} (column)"
+            con.execute(f"ALTER TABLE {table} RENAME COLUMN {_q(header)} TO {_q(src.names[i])}")
 
 
-def _register_raw(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, problems: list[Problem]
-) -> list[str] | None:
-    """Create the raw view `raw_<table>` with a file row number; return its column names."""
-    raw = f"raw_{spec.name}"
-    if path.suffix == ".csv":
-        source = f"read_csv({_lit(str(path))}, all_varchar=true, header=true)"
-    else:
-        source = f"read_parquet({_lit(str(path))})"
+def _read_csv(
+    con: duckdb.DuckDBPyConnection, src: _Source, problems: list[Problem], notes: list[str]
+) -> None:
+    """Read a CSV file: UTF-8 (a BOM is fine), else UTF-16 by its BOM, else Latin-1."""
+    table = src.spec.name
+    with src.path.open("rb") as fh:
+        head = fh.read(2)
+    src.encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    while True:
+        _create_source(
+            con,
+            src,
+            f"read_csv({_lit(str(src.path))}, all_varchar=true, header=true, "
+            f"store_rejects=true, rejects_table='rej_{table}', "
+            f"rejects_scan='rejscan_{table}', encoding={_lit(src.encoding)})",
+        )
+        lines = con.execute(
+            "SELECT line, string_agg(DISTINCT lower(error_type), ', ' ORDER BY "
+            f"lower(error_type)), any_value(csv_line) FROM rej_{table} GROUP BY line "
+            "ORDER BY line"
+        ).fetchall()
+        if src.encoding == "utf-8" and any("invalid encoding" in kind for _, kind, _ in lines):
+            src.encoding = "latin-1"
+            con.execute(f"DROP TABLE rej_{table}")
+            con.execute(f"DROP TABLE rejscan_{table}")
+            continue
+        break
+    if src.encoding != "utf-8":
+        notes.append(
+            f"{table}: {src.path.name} is not UTF-8; read it as {src.encoding} "
+            "(if names look wrong, export the file again as UTF-8)"
+        )
+    src.unreadable = len(lines)
+    if lines:
+        problems.append(
+            Problem(
+                table,
+                None,
+                f"lines of {src.path.name} that cannot be read",
+                len(lines),
+                "give every line as many fields as the header; put quotes around values "
+                "that hold the delimiter, a quote or a line break",
+                [
+                    {"line": str(n), "error": kind, "text": (text or "")[:200]}
+                    for n, kind, text in lines[:MAX_EXAMPLES]
+                ],
+            )
+        )
+
+
+def _read(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    path: Path,
+    problems: list[Problem],
+    notes: list[str],
+) -> _Source | None:
+    """Read one table's file into DuckDB and map its columns onto the contract."""
+    src = _Source(spec, path)
     try:
-        con.execute(f"CREATE VIEW {raw} AS SELECT row_number() OVER () AS _row, * FROM {source}")
-        return [c for c in con.sql(f"SELECT * FROM {raw} LIMIT 0").columns if c != "_row"]
-    except duckdb.Error as exc:
+        if path.stat().st_size == 0:
+            problems.append(
+                Problem(
+                    spec.name, None, f"{path.name} is empty (no header row)", 0, _REEXPORT, [], True
+                )
+            )
+            return None
+        if path.suffix.lower() == ".csv":
+            _read_csv(con, src, problems, notes)
+        else:
+            _create_source(con, src, f"read_parquet({_lit(str(path))})", parquet=True)
+    except (duckdb.Error, OSError, UnicodeError) as exc:
         problems.append(
             Problem(
                 spec.name,
                 None,
-                f"cannot read {path.name}: {str(exc).splitlines()[0]}",
+                f"cannot read {path.name}: {_first_line(exc)}",
                 0,
-                "export the table again as UTF-8 CSV with a header row, or as Parquet",
+                _REEXPORT,
+                [],
+                True,
             )
         )
         return None
-
-
-def _check_table(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, present: list[str], problems: list[Problem]
-) -> None:
-    raw = f"raw_{spec.name}"
-    key_cols = [c for c in (spec.key, "account_id") if c and c in present]
+    by_name: dict[str, list[int]] = {}
+    for i, header in enumerate(src.headers):
+        by_name.setdefault(_normal(header), []).append(i)
+    for i, header in enumerate(src.headers):  # DuckDB renames a repeated name to NAME_1, ...
+        base = re.fullmatch(r"(.+)_[0-9]+", _normal(header))
+        if base and base.group(1) in by_name and i not in by_name[base.group(1)]:
+            by_name[base.group(1)].append(i)
     for column in spec.columns:
-        if column.name not in present:
-            continue
-        col = _q(column.name)
-        show = list(dict.fromkeys(key_cols + [column.name]))
-        if column.required:
-            where = f"{col} IS NULL"
-            n = _count(con, raw, where)
-            if n:
-                problems.append(
-                    Problem(
-                        spec.name,
-                        column.name,
-                        "empty values in a required column",
-                        n,
-                        "fill the column or drop those rows",
-                        _examples(con, raw, where, show),
-                    )
-                )
-        if column.kind in ("ts", "float"):
-            sql_type = SQL_TYPES[column.kind]
-            where = f"{col} IS NOT NULL AND TRY_CAST({col} AS {sql_type}) IS NULL"
-            n = _count(con, raw, where)
-            if n:
-                what = (
-                    "dates that do not parse"
-                    if column.kind == "ts"
-                    else "values that are not numbers"
-                )
-                fix = (
-                    "write dates as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"
-                    if column.kind == "ts"
-                    else "use plain numbers with a dot as decimal separator, no units"
-                )
-                problems.append(
-                    Problem(spec.name, column.name, what, n, fix, _examples(con, raw, where, show))
-                )
-    if spec.key and spec.key in present:
-        key = _q(spec.key)
-        where = f"{key} IN (SELECT {key} FROM {raw} GROUP BY {key} HAVING count(*) > 1)"
-        n = _count(con, raw, where)
-        if n:
+        positions = by_name.get(column.name, [])
+        if len(positions) > 1:
+            names = ", ".join(repr(src.headers[i]) for i in positions)
             problems.append(
                 Problem(
                     spec.name,
-                    spec.key,
-                    "duplicate ids",
-                    n,
-                    f"keep one row per {spec.key}",
-                    _examples(con, raw, where, key_cols),
+                    column.name,
+                    f"several columns are called {column.name} ({names})",
+                    0,
+                    "keep one of them",
+                    [],
+                    True,
                 )
             )
+        elif positions:
+            src.mapping[column.name] = positions[0]
+    return src
 
 
-def _check_foreign_key(con: duckdb.DuckDBPyConnection, table: str, problems: list[Problem]) -> None:
-    raw = f"raw_{table}"
-    where = (
-        "account_id IS NOT NULL AND CAST(account_id AS VARCHAR) NOT IN "
-        "(SELECT CAST(account_id AS VARCHAR) FROM raw_accounts WHERE account_id IS NOT NULL)"
-    )
-    n = _count(con, raw, where)
-    if n:
+def _check_types(con: duckdb.DuckDBPyConnection, src: _Source, problems: list[Problem]) -> None:
+    """Typed (Parquet) columns must hold a type that can mean what the contract says."""
+    for name, i in src.mapping.items():
+        kind, sql_type = src.spec.column(name).kind, src.types[i]
+        if re.fullmatch(PARQUET_TYPES[kind], sql_type):
+            src.usable.add(name)
+            continue
+        col = src.ref(name)
+        shown = con.execute(
+            f"SELECT count(*) OVER (), {src.row} AS r, TRY_CAST({col} AS VARCHAR) FROM "
+            f"src_{src.spec.name} WHERE {col} IS NOT NULL ORDER BY r LIMIT {MAX_EXAMPLES}"
+        ).fetchall()
+        if not shown:  # an all-empty column has whatever type the writer picked
+            src.usable.add(name)
+            continue
+        how = {
+            "ts": f"pd.to_datetime(df[{name!r}])",
+            "float": f"pd.to_numeric(df[{name!r}])",
+        }.get(kind, f"df[{name!r}].astype(str)")
         problems.append(
             Problem(
-                table,
-                "account_id",
-                "rows pointing at accounts not in the accounts table",
-                n,
-                "add the accounts to accounts, or drop those rows",
-                _examples(con, raw, where, ["account_id"]),
+                src.spec.name,
+                name,
+                f"column stored as {sql_type}; it must hold {KIND_WORDS[kind]}",
+                shown[0][0],
+                f"write {name} as {KIND_WORDS[kind]} (in pandas, e.g. {how})",
+                [{ROW: str(r), name: v} for _, r, v in shown],
+                True,
             )
         )
 
 
-def _clean_select(spec: TableSpec, present: list[str], notes: list[str], con) -> str:
-    parts = []
+def _typed_select(src: _Source) -> str:
+    """Per contract column its text ("col#txt", empty = NULL) and its typed value ("col")."""
+    spec = src.spec
+    trimmed, texts, values = [f"{src.row} AS {ROW}"], [ROW], [ROW]
+    nulls = ", ".join(_lit(t) for t in NULL_TOKENS)
     for column in spec.columns:
-        if column.name not in present:
+        if column.name not in src.mapping:
             continue
-        col = _q(column.name)
-        if spec.vocabulary and column.name == spec.vocabulary[0]:
-            allowed = ", ".join(_lit(v) for v in spec.vocabulary[1])
-            norm = f"lower(trim(CAST({col} AS VARCHAR)))"
-            n = _count(con, f"raw_{spec.name}", f"{norm} NOT IN ({allowed})")
-            if n:
-                notes.append(
-                    f"{spec.name}.{column.name}: {n} rows with values outside the "
-                    "vocabulary were mapped to 'other'"
-                )
-            parts.append(f"CASE WHEN {norm} IN ({allowed}) THEN {norm} ELSE 'other' END AS {col}")
-        elif column.kind in ("id", "str"):
-            parts.append(f"trim(CAST({col} AS VARCHAR)) AS {col}")
+        ref, usable = src.ref(column.name), column.name in src.usable
+        raw, txt, val = _q(f"{column.name}#t"), _q(f"{column.name}#txt"), _q(column.name)
+        native = src.types[src.mapping[column.name]] != "VARCHAR"
+        trimmed.append(f"nullif(trim(TRY_CAST({ref} AS VARCHAR), {_lit(_BLANKS)}), '') AS {raw}")
+        nat = _q(f"{column.name}#nat")
+        if native and usable:
+            trimmed.append(f"{ref} AS {nat}")
+            texts.append(nat)
+        if column.kind in ("ts", "float") and not native:
+            texts.append(f"CASE WHEN lower({raw}) IN ({nulls}) THEN NULL ELSE {raw} END AS {txt}")
+        elif column.kind == "float" and native and usable:
+            texts.append(
+                f"CASE WHEN isnan(CAST({nat} AS DOUBLE)) THEN NULL ELSE {raw} END AS {txt}"
+            )
         else:
-            parts.append(f"CAST({col} AS {SQL_TYPES[column.kind]}) AS {col}")
-    return ", ".join(parts)
+            texts.append(f"{raw} AS {txt}")
+        values.append(txt)
+        if not usable:
+            values.append(f"NULL AS {val}")
+        elif column.kind == "ts" and native:
+            values.append(f"CAST({nat} AS TIMESTAMP) AS {val}")
+        elif column.kind == "ts":
+            values.append(
+                f"CASE WHEN regexp_full_match({txt}, {_lit(DATE_PATTERN)}) "
+                f"THEN TRY_CAST({txt} AS TIMESTAMP) END AS {val}"
+            )
+        elif column.kind == "float":
+            cast = f"CAST({nat} AS DOUBLE)" if native else f"TRY_CAST({txt} AS DOUBLE)"
+            values.append(f"CASE WHEN isfinite({cast}) THEN {cast} END AS {val}")
+        elif spec.vocabulary and column.name == spec.vocabulary[0]:
+            allowed = ", ".join(_lit(v) for v in spec.vocabulary[1])
+            values.append(
+                f"CASE WHEN {txt} IS NULL THEN NULL WHEN lower({txt}) IN ({allowed}) "
+                f"THEN lower({txt}) ELSE 'other' END AS {val}"
+            )
+        else:
+            values.append(f"{txt} AS {val}")
+    return (
+        f"SELECT {', '.join(values)} FROM (SELECT {', '.join(texts)} FROM "
+        f"(SELECT {', '.join(trimmed)} FROM src_{spec.name}))"
+    )
 
 
-def check(data_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Validated:
-    """Check every table of `data_dir` against the contract; create clean views on success."""
-    data_dir = Path(data_dir)
-    con = con or duckdb.connect()
-    problems: list[Problem] = []
-    notes: list[str] = []
-    columns: dict[str, list[str]] = {}
-    rows: dict[str, int] = {}
-    if not data_dir.is_dir():
-        raise DataError(f"data directory not found: {data_dir}")
-    for spec in TABLES.values():
-        path, found = _find_file(data_dir, spec.name)
-        if len(found) > 1:
-            problems.append(
-                Problem(
-                    spec.name,
-                    None,
-                    "both a CSV and a Parquet file",
-                    0,
-                    f"keep one of {', '.join(p.name for p in found)}",
+def _rules(
+    src: _Source, policy: str, end_date: dt.date | None, has_accounts: bool
+) -> tuple[list[_Rule], str]:
+    """The row-level rules for one table and the joins they need (aliases a, b)."""
+    spec, present, usable = src.spec, set(src.mapping), src.usable
+    rules: list[_Rule] = []
+    key_cols = [c for c in (spec.key, "account_id") if c and c in present]
+    joins = ""
+    lo, hi = PLAUSIBLE_DATES
+
+    def show(*cols: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*key_cols, *cols]))
+
+    for column in spec.columns:
+        name = column.name
+        if name not in present:
+            continue
+        txt, val = f"t.{_q(name + '#txt')}", f"t.{_q(name)}"
+        if column.required:
+            rules.append(
+                _Rule(
+                    name,
+                    "empty values in a required column",
+                    f"{txt} IS NULL",
+                    "fill the column or drop those rows",
+                    show(name),
                 )
             )
+        if name not in usable:
             continue
-        if path is None:
-            if spec.required:
-                problems.append(
-                    Problem(
-                        spec.name,
-                        None,
-                        "required table is missing",
-                        0,
-                        f"put {spec.name}.csv or {spec.name}.parquet in {data_dir}",
+        if column.kind == "ts":
+            other = (
+                f"(regexp_full_match({txt}, {_lit(OTHER_DATE_PATTERN)}) AND NOT "
+                f"regexp_full_match({txt}, {_lit(DATE_PATTERN)}))"
+            )
+            rules.append(
+                _Rule(
+                    name,
+                    "dates in another format than YYYY-MM-DD",
+                    f"{txt} IS NOT NULL AND {val} IS NULL AND {other}",
+                    "write every date as YYYY-MM-DD (or YYYY-MM-DD HH:MM:SS)",
+                    show(name),
+                    mixed="dates in another format than the rest of the column (mixed formats)",
+                )
+            )
+            rules.append(
+                _Rule(
+                    name,
+                    "dates that do not parse",
+                    f"{txt} IS NOT NULL AND {val} IS NULL AND NOT {other}",
+                    "write dates as YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (a real calendar date); "
+                    "leave the cell empty when unknown",
+                    show(name),
+                )
+            )
+            rules.append(
+                _Rule(
+                    name,
+                    f"dates before {lo} or from {hi} on",
+                    f"({val} < TIMESTAMP {_lit(lo)} OR {val} >= TIMESTAMP {_lit(hi)})",
+                    "placeholders such as 0001-01-01 or 9999-12-31 stand for 'unknown' or "
+                    "'never': leave the cell empty instead; otherwise correct the year",
+                    show(name),
+                )
+            )
+            if column.event and end_date is not None:
+                rules.append(
+                    _Rule(
+                        name,
+                        f"dated after the data's end date {end_date} (validate.end_date)",
+                        f"CAST({val} AS DATE) > DATE {_lit(end_date.isoformat())}",
+                        "correct the dates, or set validate.end_date to the day the data was "
+                        "exported",
+                        show(name),
                     )
                 )
-            else:
-                notes.append(f"{spec.name}: no table; features that need it are left out")
-            continue
-        present = _register_raw(con, spec, path, problems)
-        if present is None:
-            continue
-        missing = [c for c in spec.required_columns if c not in present]
-        for name in missing:
-            problems.append(
-                Problem(
-                    spec.name,
+        elif column.kind == "float":
+            rules.append(
+                _Rule(
                     name,
-                    "required column is missing",
-                    0,
-                    f"add the column; {path.name} has: {', '.join(present) or 'no columns'}",
+                    "values that are not numbers",
+                    f"{txt} IS NOT NULL AND {val} IS NULL",
+                    "use plain numbers with a dot as decimal separator, no units or thousands "
+                    "separators; leave the cell empty when unknown",
+                    show(name),
                 )
             )
-        if missing:
+            if column.non_negative:
+                rules.append(
+                    _Rule(
+                        name,
+                        "negative values",
+                        f"{val} < 0",
+                        f"{name} cannot be below zero: correct the sign, or leave credit notes "
+                        "and returns out of the export",
+                        show(name),
+                    )
+                )
+    if spec.key and spec.key in present:
+        key = f"t.{_q(spec.key)}"
+        rules.append(
+            _Rule(
+                spec.key,
+                "duplicate ids",
+                f"{key} IS NOT NULL AND count(*) OVER (PARTITION BY {key}) > 1",
+                f"keep one row per {spec.key} (all copies are rejected: which one is right "
+                "cannot be told)",
+                show(),
+            )
+        )
+    for order in DATE_ORDERS:
+        if order.table == spec.name and {order.later, order.earlier} <= usable:
+            later, earlier = f"t.{_q(order.later)}", f"t.{_q(order.earlier)}"
+            rules.append(
+                _Rule(
+                    order.later,
+                    order.check,
+                    f"CAST({later} AS DATE) < CAST({earlier} AS DATE)",
+                    order.fix,
+                    show(order.earlier, order.later),
+                )
+            )
+    if spec.name != "accounts" and "account_id" in present and has_accounts:
+        joins += " LEFT JOIN account_keys a ON a.account_id = t.account_id"
+        rules.append(
+            _Rule(
+                "account_id",
+                "rows pointing at accounts not in the accounts table",
+                "t.account_id IS NOT NULL AND a.account_id IS NULL",
+                "add the accounts to accounts, or drop those rows",
+                show(),
+            )
+        )
+        if policy == "drop":
+            rules.append(
+                _Rule(
+                    "account_id",
+                    "rows of accounts that were dropped (see the accounts problems)",
+                    "a.account_id IS NOT NULL AND NOT a.kept",
+                    "fix the accounts rows; these rows come back with them",
+                    show(),
+                )
+            )
+    if spec.name == "churn" and "churned_at" in usable and has_accounts:
+        joins += " LEFT JOIN relationship_began b ON b.account_id = t.account_id"
+        rules.append(
+            _Rule(
+                "churned_at",
+                "churned before the relationship began (customer_since, else the first order)",
+                "CAST(t.churned_at AS DATE) < CAST(b.began AS DATE)",
+                "check churned_at and the account's customer_since and first order",
+                (*show("churned_at"), "b.began"),
+            )
+        )
+    return rules, joins
+
+
+def _flags(con: duckdb.DuckDBPyConnection, src: _Source, joins: str) -> None:
+    """typed_<table> (a view) and flags_<table>: per row one flag per rule (f0, f1, ...), _bad
+    (any), g<k> (a good value in a mixed-format rule's column), o (mapped to 'other')."""
+    name, spec = src.spec.name, src.spec
+    con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
+    cols = [f"coalesce({r.predicate}, false) AS f{k}" for k, r in enumerate(src.rules)]
+    cols += [f"t.{_q(r.column)} IS NOT NULL AS g{k}" for k, r in enumerate(src.rules) if r.mixed]
+    vocab = spec.vocabulary[0] if spec.vocabulary else None
+    if vocab in src.usable:
+        cols.append(
+            f"coalesce(t.{_q(vocab)} = 'other' AND lower(t.{_q(vocab + '#txt')}) <> 'other', "
+            "false) AS o"
+        )
+    if "relationship_began" in joins:
+        cols.append("CAST(CAST(b.began AS DATE) AS VARCHAR) AS began")
+    bad = " OR ".join(f"f{k}" for k in range(len(src.rules))) or "false"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE flags_{name} AS SELECT *, ({bad}) AS _bad FROM "
+        f"(SELECT t.{ROW}{''.join(', ' + c for c in cols)} FROM typed_{name} t{joins})"
+    )
+
+
+def _report_rules(
+    con: duckdb.DuckDBPyConnection, src: _Source, problems: list[Problem], result: Validated
+) -> None:
+    """Count each rule's breaches, the rows kept and the values mapped in one query; examples."""
+    name, rules = src.spec.name, src.rules
+    mixed = [k for k, r in enumerate(rules) if r.mixed]
+    vocab = src.spec.vocabulary[0] if src.spec.vocabulary else None
+    has_vocab = vocab in src.usable
+    counts = list(
+        con.execute(
+            "SELECT "
+            + "".join(f"count(*) FILTER (WHERE f{k}), " for k in range(len(rules)))
+            + "".join(f"count(*) FILTER (WHERE g{k}), " for k in mixed)
+            + ("count(*) FILTER (WHERE o AND NOT _bad), " if has_vocab else "0, ")
+            + f"count(*) FILTER (WHERE NOT _bad) FROM flags_{name}"
+        ).fetchone()
+    )
+    src.kept, mapped = counts.pop(), counts.pop()
+    good = dict(zip(mixed, counts[len(rules) :], strict=True))
+    for k, (rule, n) in enumerate(zip(rules, counts[: len(rules)], strict=True)):
+        if not n:
             continue
-        rows[spec.name] = _count(con, f"raw_{spec.name}", "true")
-        if spec.required and rows[spec.name] == 0:
-            problems.append(
-                Problem(
-                    spec.name, None, "table has no rows", 0, "export the table again with its data"
-                )
+        if rule.mixed and good[k]:
+            rule = rules[k] = replace(rule, check=rule.mixed)
+        select = [f"CAST(f.{ROW} AS VARCHAR) AS {ROW}"]
+        for col in rule.show:
+            if col == "b.began":
+                select.append("f.began AS relationship_began")
+            else:
+                select.append(f"TRY_CAST(s.{src.ref(col)} AS VARCHAR) AS {_q(col)}")
+        rows = con.execute(
+            f"SELECT {', '.join(select)} FROM flags_{name} f JOIN src_{name} s "
+            f"ON s.{src.row} = f.{ROW} WHERE f.f{k} ORDER BY f.{ROW} LIMIT {MAX_EXAMPLES}"
+        )
+        names = [d[0] for d in rows.description]
+        examples = [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
+        problems.append(Problem(name, rule.column, rule.check, n, rule.fix, examples))
+    if mapped:
+        _map_counts(con, src, result)
+
+
+def _account_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """account_keys: every account id, and whether a row that is kept holds it."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_keys AS SELECT t.account_id, "
+        "bool_or(NOT f._bad) AS kept FROM typed_accounts t JOIN flags_accounts f "
+        f"USING ({ROW}) WHERE t.account_id IS NOT NULL GROUP BY 1"
+    )
+
+
+def _relationship_began(
+    con: duckdb.DuckDBPyConnection, sources: dict[str, _Source], drop: bool
+) -> None:
+    """relationship_began: per account, customer_since, else its first order's date."""
+    kept = " AND NOT f._bad" if drop else ""
+    since = "t.customer_since" if "customer_since" in sources["accounts"].usable else "NULL"
+    orders = sources.get("orders")
+    has_orders = orders is not None and {"account_id", "order_date"} <= orders.usable
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE relationship_began AS SELECT k.account_id, "
+        f"coalesce(k.since, {'o.first' if has_orders else 'NULL'}) AS began FROM "
+        f"(SELECT t.account_id, min({since}) AS since FROM typed_accounts t "
+        f"JOIN flags_accounts f USING ({ROW}) WHERE t.account_id IS NOT NULL{kept} GROUP BY 1) k"
+        + (
+            " LEFT JOIN (SELECT t.account_id, min(t.order_date) AS first FROM typed_orders t "
+            f"JOIN flags_orders f USING ({ROW}) WHERE t.account_id IS NOT NULL{kept} "
+            "GROUP BY 1) o USING (account_id)"
+            if has_orders
+            else ""
+        )
+    )
+
+
+def _map_counts(con: duckdb.DuckDBPyConnection, src: _Source, result: Validated) -> None:
+    """Count the vocabulary values mapped to 'other' in the rows that are kept."""
+    name, col = src.spec.name, src.spec.vocabulary[0]
+    rows = con.execute(
+        f"SELECT lower(t.{_q(col + '#txt')}) AS v, count(*) AS n FROM typed_{name} t "
+        f"JOIN flags_{name} f USING ({ROW}) WHERE f.o AND NOT f._bad GROUP BY 1 "
+        "ORDER BY n DESC, v"
+    ).fetchall()
+    total = sum(n for _, n in rows)
+    result.mapped[f"{name}.{col}"] = {"rows": total, "values": dict(rows[:50])}
+    shown = ", ".join(f"{v!r} {n}" for v, n in rows[:MAX_EXAMPLES])
+    more = ", ..." if len(rows) > MAX_EXAMPLES else ""
+    result.notes.append(
+        f"{name}.{col}: values outside the vocabulary mapped to 'other' in {total} "
+        f"row{'s' if total != 1 else ''} ({shown}{more}); map them in your export if "
+        "they mean one of the known types"
+    )
+
+
+def _parse_end_date(end_date: Any) -> dt.date | None:
+    """validate.end_date as a date (YAML gives a date, the command line text), or None."""
+    if end_date is None or end_date == "":
+        return None
+    if isinstance(end_date, dt.datetime):
+        return end_date.date()
+    if isinstance(end_date, dt.date):
+        return end_date
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", str(end_date).strip()):
+        raise UserError(f"validate.end_date {end_date!r} is not a date; use YYYY-MM-DD or null")
+    try:
+        return dt.date.fromisoformat(str(end_date).strip())
+    except ValueError as exc:
+        raise UserError(f"validate.end_date {end_date!r} is not a real date") from exc
+
+
+def _locate(
+    data_dir: Path, spec: TableSpec, problems: list[Problem], notes: list[str]
+) -> Path | None:
+    """The table's file, or None with a problem (required table) or a note (optional)."""
+    path, found = _find_file(data_dir, spec.name)
+    if len(found) > 1:
+        problems.append(
+            Problem(
+                spec.name,
+                None,
+                "more than one file for the table",
+                0,
+                f"keep one of {', '.join(p.name for p in found)}",
+                [],
+                True,
             )
-        absent = [c.name for c in spec.columns if not c.required and c.name not in present]
-        if absent:
-            notes.append(f"{spec.name}: optional columns absent: {', '.join(absent)}")
-        columns[spec.name] = [c.name for c in spec.columns if c.name in present]
-        _check_table(con, spec, present, problems)
-    if "accounts" in columns:
-        for table in columns:
-            if table != "accounts":
-                _check_foreign_key(con, table, problems)
-    result = Validated(con, data_dir, columns, rows, problems, notes)
-    if problems:
-        return result
-    for table, present in columns.items():
-        select = _clean_select(TABLES[table], present, notes, con)
-        con.execute(f"CREATE VIEW clean_{table} AS SELECT {select} FROM raw_{table}")
-    _set_time_range(result)
+        )
+    elif path is None and spec.required:
+        problems.append(
+            Problem(
+                spec.name,
+                None,
+                "required table is missing",
+                0,
+                f"put {spec.name}.csv or {spec.name}.parquet in {data_dir}",
+                [],
+                True,
+            )
+        )
+    elif path is None:
+        notes.append(f"{spec.name}: no table; features that need it are left out")
+    return path
+
+
+def _usable_source(src: _Source, problems: list[Problem], notes: list[str]) -> bool:
+    """Structural checks (required columns, rows); notes on optional and unknown columns."""
+    spec, name = src.spec, src.path.name
+    missing = [c for c in spec.required_columns if c not in src.mapping]
+    for column in missing:
+        problems.append(
+            Problem(
+                spec.name,
+                column,
+                "required column is missing",
+                0,
+                f"add the column; {name} has: {', '.join(src.headers) or 'no columns'}",
+                [],
+                True,
+            )
+        )
+    if missing:
+        return False
+    if src.rows == 0:
+        fix = "export the table again with its rows"
+        if not spec.required:
+            fix += f", or remove {name} if there is no such data"
+        problems.append(Problem(spec.name, None, "table has no rows", 0, fix, [], True))
+        return False
+    absent = [c.name for c in spec.columns if not c.required and c.name not in src.mapping]
+    if absent:
+        notes.append(f"{spec.name}: optional columns absent: {', '.join(absent)}")
+    known = {c.name for c in spec.columns}
+    extra = [h for h in src.headers if _normal(h) not in known]
+    if extra:
+        notes.append(f"{spec.name}: columns not in the contract, ignored: {', '.join(extra)}")
+    return True
+
+
+def check(
+    data_dir: Path,
+    con: duckdb.DuckDBPyConnection | None = None,
+    policy: str = "fail",
+    end_date: Any = None,
+) -> Validated:
+    """Check every table of `data_dir` against the contract; create clean views when it passes."""
+    data_dir = Path(data_dir)
+    if policy not in POLICIES:
+        raise UserError(f"validate.policy must be one of {', '.join(POLICIES)}; got {policy!r}")
+    end = _parse_end_date(end_date)
+    if not data_dir.is_dir():
+        raise DataError(f"data directory not found: {data_dir}")
+    con = con or duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+    problems: list[Problem] = []
+    notes: list[str] = []
+    result = Validated(
+        con,
+        data_dir,
+        {},
+        {},
+        problems,
+        notes,
+        policy=policy,
+        end_date=None if end is None else end.isoformat(),
+    )
+    sources = result.sources
+    for spec in TABLES.values():
+        path = _locate(data_dir, spec, problems, notes)
+        src = None if path is None else _read(con, spec, path, problems, notes)
+        if src is None:
+            continue
+        result.rows[spec.name] = src.rows
+        if _usable_source(src, problems, notes):
+            _check_types(con, src, problems)
+            sources[spec.name] = src
+    accounts = sources.get("accounts")
+    has_accounts = accounts is not None and "account_id" in accounts.usable
+    for name, src in sources.items():
+        if name == "churn" and has_accounts:
+            _relationship_began(con, sources, policy == "drop")
+        src.rules, joins = _rules(src, policy, end, has_accounts)
+        _flags(con, src, joins)
+        _report_rules(con, src, problems, result)
+        if name == "accounts" and has_accounts:
+            _account_keys(con)
+    result.columns = {
+        t: [c.name for c in s.spec.columns if c.name in s.mapping] for t, s in sources.items()
+    }
+    if not result.failed:
+        _clean_views(result)
     return result
 
 
-def _set_time_range(result: Validated) -> None:
+def _clean_views(result: Validated) -> None:
+    """clean_<table>: the kept rows' typed contract columns, in file order; and the time range."""
+    for name, src in list(result.sources.items()):
+        if src.kept == 0:  # only under the drop policy: under fail every row is kept here
+            if src.spec.required:
+                result.problems.append(
+                    Problem(
+                        name,
+                        None,
+                        "no rows left after dropping the rows with problems",
+                        0,
+                        "fix the problems listed for the table",
+                        [],
+                        True,
+                    )
+                )
+            else:
+                result.notes.append(f"{name}: every row was dropped; the table is left out")
+                del result.columns[name]
+            continue
+        result.kept[name] = src.kept
+        result.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW clean_{name} AS {_kept(result, name, with_row=False)}"
+        )
+    if result.failed:
+        return
     parts = [
         f"SELECT min({c}) AS lo, max({c}) AS hi FROM clean_{t}"
         for t, c in EVENT_TIME.items()
-        if t in result.columns
+        if t in result.kept
     ]
-    lo, hi = result.con.execute(
-        f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(parts)})"
+    result.data_start, result.data_end = result.con.execute(
+        "SELECT CAST(CAST(min(lo) AS DATE) AS VARCHAR), CAST(CAST(max(hi) AS DATE) AS VARCHAR) "
+        f"FROM ({' UNION ALL '.join(parts)})"
     ).fetchone()
-    result.data_start = None if lo is None else str(lo.date())
-    result.data_end = None if hi is None else str(hi.date())
+
+
+def _kept(result: Validated, name: str, with_row: bool) -> str:
+    """A query for the rows of `name` that are kept: its contract columns (and _row)."""
+    cols = ", ".join(_q(c) for c in [*([ROW] if with_row else []), *result.columns[name]])
+    src = result.sources[name]
+    dropped = f" WHERE {ROW} NOT IN (SELECT {ROW} FROM flags_{name} WHERE _bad)"
+    return f"SELECT {cols} FROM typed_{name}" + (dropped if src.kept < src.rows else "")
 
 
 def load(data_dir: Path) -> Validated:
@@ -341,14 +891,59 @@ def load(data_dir: Path) -> Validated:
     return result
 
 
+def _where(table: str, rule: _Rule) -> str:
+    return f"{table}.{rule.column}: {rule.check}" if rule.column else f"{table}: {rule.check}"
+
+
+def rejects(result: Validated) -> pd.DataFrame:
+    """The rows left out under the drop policy: table, row, line, problems, original record."""
+    con, frames = result.con, []
+    for name, src in result.sources.items():
+        if src.rules and src.kept < src.rows:
+            record = ", ".join(
+                f"{_lit(h)}, TRY_CAST(s.{_q(n)} AS VARCHAR)"
+                for h, n in zip(src.headers, src.names, strict=True)
+            )
+            reasons = ", ".join(
+                f"CASE WHEN c.f{k} THEN {_lit(_where(name, r))} END"
+                for k, r in enumerate(src.rules)
+            )
+            frames.append(
+                con.execute(
+                    f'SELECT {_lit(name)} AS "table", c.{ROW} AS "row", NULL AS line, '
+                    f"concat_ws('; ', {reasons}) AS problems, "
+                    f"CAST(json_object({record}) AS VARCHAR) AS record FROM flags_{name} c "
+                    f"JOIN src_{name} s ON s.{src.row} = c.{ROW} WHERE c._bad ORDER BY c.{ROW}"
+                ).df()
+            )
+        if src.unreadable:
+            frames.append(
+                con.execute(
+                    f'SELECT {_lit(name)} AS "table", NULL AS "row", line, '
+                    "'cannot be read: ' || string_agg(DISTINCT lower(error_type), ', ' "
+                    "ORDER BY lower(error_type)) AS problems, any_value(csv_line) AS record "
+                    f"FROM rej_{name} GROUP BY line ORDER BY line"
+                ).df()
+            )
+    columns = ["table", "row", "line", "problems", "record"]
+    frames = [f[columns] for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    return pd.concat(frames, ignore_index=True).astype({"row": "Int64", "line": "Int64"})
+
+
 def write_clean(result: Validated, out_dir: Path) -> None:
-    """Write the clean tables as Parquet plus validation.json, all or nothing."""
+    """Write the clean tables as Parquet plus validation.json (and rejects.csv), all or nothing."""
     result.raise_if_failed()
     with atomic_dir(out_dir) as tmp:
-        for table in result.columns:
+        for table in result.kept:
             target = tmp / f"{table}.parquet"
+            cols = ", ".join(_q(c) for c in result.columns[table])
             result.con.execute(
-                f"COPY (SELECT * FROM clean_{table}) TO {_lit(str(target))} (FORMAT parquet)"
+                f"COPY (SELECT {cols} FROM ({_kept(result, table, with_row=True)}) "
+                f"ORDER BY {ROW}) TO {_lit(str(target))} (FORMAT parquet)"
             )
+        if result.policy == "drop":
+            write_table(rejects(result), tmp / REJECTS_NAME)
         write_json(result.report(), tmp / REPORT_NAME)
-    log.info("wrote %d clean tables to %s", len(result.columns), out_dir)
+    log.info("wrote %d clean tables to %s", len(result.kept), out_dir)

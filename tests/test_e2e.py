@@ -80,7 +80,8 @@ def test_mlflow_store_at_repo_root_with_registered_champion(repo):
     root, env = repo
     assert (root / "mlflow.db").is_file() and (root / "mlartifacts").is_dir()
     assert not (root / "mlruns").exists()
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process-wide default
     champion = client.get_model_version_by_alias("churn-risk", "champion")
     challenger = client.get_model_version_by_alias("churn-risk", "challenger")
     assert str(champion.version) == str(challenger.version) == "1"
@@ -190,3 +191,62 @@ def test_featurize_one_cutoff_from_the_command_line(repo):
     assert feats.columns[0] == "account_id" and len(feats) > 100
     assert feats.account_id.is_unique and (feats.cutoff == "2025-06-02").all()
     assert set(frame.columns) - {"label"} == set(feats.columns)
+
+
+def test_accounts_and_orders_alone_run_end_to_end(repo):
+    """No interactions, links or churn table: inactivity labels, the features the data allows."""
+    root, env = repo
+    minimal = root / "minimal"
+    minimal.mkdir()
+    for table in ("accounts", "orders"):
+        shutil.copy(root / "data" / "raw" / f"{table}.csv", minimal / f"{table}.csv")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["truth"] = ""
+    params["mlflow"]["registered_model"] = "churn-risk-minimal"
+    (root / "minimal.yaml").write_text(yaml.safe_dump(params))
+    churn = [str(BIN / "churn")]
+    p = ["--params", "minimal.yaml"]
+    out = _run([*churn, "validate", "--data", "minimal", "--out", "min/clean"], root, env).stdout
+    assert "interactions: no table" in out and "silence: left out" in out
+    _run([*churn, "featurize", "--data", "min/clean", "--out", "min/features", *p], root, env)
+    meta = json.loads((root / "min" / "features" / "meta.json").read_text())
+    assert meta["label_mode"] == "inactivity"
+    groups = {f.split("_")[0] for f in meta["features"]}
+    assert "days" in groups and "on" in groups  # days_since_last_order, on_time_rate_long
+    assert "complaints_recent" not in meta["features"] and "active_links" not in meta["features"]
+    _run([*churn, "train", "--frame", "min/features", "--model-out", "min/model", *p], root, env)
+    _run(
+        [
+            *churn,
+            "evaluate",
+            "--frame",
+            "min/features",
+            "--model",
+            "min/model",
+            "--reports",
+            "min/reports",
+            *p,
+        ],
+        root,
+        env,
+    )
+    metrics = json.loads((root / "min" / "reports" / "metrics.json").read_text())
+    assert "oracle" not in metrics and metrics["test"]["auc"] > 0.6
+    _run(
+        [
+            *churn,
+            "score",
+            "--data",
+            "min/clean",
+            "--all-active",
+            "--out",
+            "min/scores.csv",
+            "--model",
+            "min/model/mlflow",
+            *p,
+        ],
+        root,
+        env,
+    )
+    scores = pd.read_csv(root / "min" / "scores.csv")
+    assert len(scores) > 50 and scores.p_churn.between(0, 1).all()

@@ -51,7 +51,11 @@ def test_every_problem_reported_in_one_pass(tmp_path, world):
     found = {(p.table, p.column, p.check) for p in result.problems}
     assert found == {
         ("orders", "amount", "values that are not numbers"),
-        ("orders", "order_date", "dates that do not parse"),
+        (
+            "orders",
+            "order_date",
+            "dates in another format than the rest of the column (mixed formats)",
+        ),
         ("orders", "order_id", "duplicate ids"),
         ("orders", "account_id", "rows pointing at accounts not in the accounts table"),
         ("interactions", "account_id", "empty values in a required column"),
