@@ -3,7 +3,7 @@
 No file paths and no params reading here: callers pass Ibis tables and a FeatureConfig.
 """
 
-from features.build import build_features, eligible_spine, feature_names
+from features.build import build_features, eligible_spine
 from features.catalog import CATALOG, GROUPS, Feature, FeatureConfig
 
 __all__ = [
@@ -13,5 +13,4 @@ __all__ = [
     "FeatureConfig",
     "build_features",
     "eligible_spine",
-    "feature_names",
 ]

@@ -126,8 +126,3 @@ def build_features(
         if feature.source == "derived":
             result = result.mutate(**{feature.name: feature.expr(result, cfg)})
     return result.select(*KEYS, *[f.name for f in chosen])
-
-
-def feature_names(columns: dict[str, list[str]], groups: Sequence[str] = GROUPS) -> list[str]:
-    """Names of the features the data supports, in catalog order."""
-    return [f.name for f in plan(columns, tuple(groups))]

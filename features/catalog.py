@@ -104,7 +104,6 @@ def _catalog() -> tuple[Feature, ...]:
 
 
 CATALOG: tuple[Feature, ...] = _catalog()
-BY_NAME: dict[str, Feature] = {f.name: f for f in CATALOG}
 
 
 # Virtual sources, built from a table of the data: "contacts" holds one row per customer

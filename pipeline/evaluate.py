@@ -96,12 +96,11 @@ def run(
     folds = folds_for(frame, params)
     fold = folds.fold_of(frame["cutoff"])
     metrics: dict[str, Any] = {}
-    for name in ("valid", "test"):
-        part = frame[fold == name]
-        metrics[name] = binary_metrics(part[LABEL].to_numpy(), model.predict_proba(part))
-    test = frame[fold == "test"]
+    valid, test = frame[fold == "valid"], frame[fold == "test"]
+    metrics["valid"] = binary_metrics(valid[LABEL].to_numpy(), model.predict_proba(valid))
     p_test = model.predict_proba(test)
     y_test = test[LABEL].to_numpy()
+    metrics["test"] = binary_metrics(y_test, p_test)
     p_oracle = oracle_probabilities(test, truth_path)
     if p_oracle is not None:
         oracle = binary_metrics(y_test, p_oracle.to_numpy())

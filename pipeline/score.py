@@ -15,7 +15,7 @@ import pandas as pd
 from features import FeatureConfig
 from models.tracking import LoadedModel
 from pipeline.errors import UserError
-from pipeline.featurize import LabelSpec, data_end, features_at, ibis_tables
+from pipeline.featurize import LabelSpec, data_end, features_at
 from pipeline.io import atomic_files, check_table_suffix, neutralise, read_table
 from pipeline.validate import Validated
 
@@ -189,6 +189,3 @@ def run(
         meta["scores_sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
         tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return meta
-
-
-__all__ = ["ibis_tables", "read_account_list", "risk_tier", "run", "score"]

@@ -11,6 +11,7 @@ wrong type, empty) fail under both policies: no choice of rows would fix them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -884,8 +885,50 @@ def _kept(result: Validated, name: str, with_row: bool) -> str:
     return f"SELECT {cols} FROM typed_{name}" + (dropped if src.kept < src.rows else "")
 
 
+def _open_clean(data_dir: Path) -> Validated | None:
+    """Views over a folder that `write_clean` wrote, trusting its report; None if it is not one.
+
+    The report is written last, so a table file newer than it was changed afterwards and the
+    folder is checked again in full.
+    """
+    report_path = Path(data_dir) / REPORT_NAME
+    try:
+        report = json.loads(report_path.read_text())
+        written = report_path.stat().st_mtime
+        tables = report["tables"]
+        files = {t: Path(data_dir) / f"{t}.parquet" for t in tables}
+        if (
+            not report.get("ok")
+            or not tables
+            or any(not f.is_file() or f.stat().st_mtime > written for f in files.values())
+        ):
+            return None
+        columns = {t: list(info["columns"]) for t, info in tables.items()}
+        kept = {t: int(info.get("clean_rows", info["rows"])) for t, info in tables.items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    con = duckdb.connect()
+    for table, path in files.items():
+        con.execute(f"CREATE VIEW clean_{table} AS SELECT * FROM read_parquet({_lit(str(path))})")
+    return Validated(
+        con,
+        Path(data_dir),
+        columns,
+        kept,
+        [],
+        list(report.get("notes", [])),
+        report.get("data_start"),
+        report.get("data_end"),
+        kept=kept,
+    )
+
+
 def load(data_dir: Path) -> Validated:
-    """Check `data_dir` and return its clean views, or raise a DataError naming every problem."""
+    """Clean views of `data_dir`: a folder `churn validate` wrote opens as is; any other is
+    checked first, raising a DataError that names every problem."""
+    opened = _open_clean(data_dir)
+    if opened is not None:
+        return opened
     result = check(data_dir)
     result.raise_if_failed()
     return result
