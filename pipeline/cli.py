@@ -298,35 +298,46 @@ def score(
         str | None,
         typer.Option(help="model URI or folder [default: registry champion, else data/model]"),
     ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            help="earlier score file for p_churn_change [default: the same model's score "
+            "score.change_days (28) days before --as-of]"
+        ),
+    ] = None,
     params_file: ParamsOpt = None,
 ) -> None:
-    """Score a customer list (or every active account): probability, tier, status per account."""
-    from models.tracking import load_model
+    """Score a customer list (or every active account): probability, tier, change, reasons,
+    action and status per account."""
+    from models.drift import drift_warning
     from pipeline.io import check_table_suffix
-    from pipeline.score import read_account_list, run
-    from pipeline.train import MODEL_SUBDIR
+    from pipeline.score import Settings, load_scoring_model, read_account_list, run
     from pipeline.validate import load
 
     if (accounts is None) == (not all_active):
         raise UserError("give either --accounts FILE or --all-active")
     check_table_suffix(out)
     params = _params(params_file)
+    settings = Settings.from_params(params.get("score") or {})
     listed = read_account_list(accounts) if accounts is not None else None
+    if previous is not None and not previous.is_file():
+        raise UserError(f"file not found: {previous}")
     validated = load(data)
-    root = repo_root()
-    loaded = load_model(
-        root, params["mlflow"]["registered_model"], model, root / "data" / "model" / MODEL_SUBDIR
+    loaded, reference = load_scoring_model(params, model)
+    meta = run(
+        validated, loaded, _date(as_of, "--as-of"), listed, settings, out, reference, previous
     )
-    tiers = params.get("score", {}).get("tiers", {"high": 0.25, "medium": 0.1, "low": 0.0})
-    meta = run(validated, loaded, _date(as_of, "--as-of"), listed, tiers, out)
     if loaded.note:
         typer.echo(f"note: {loaded.note}", err=True)
+    warning = drift_warning(meta["drift"])
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(
         f"scored as of {meta['as_of']} with {meta['model_version']}: "
         + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
         + "; tiers: "
         + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
-        + f" -> {out}"
+        + f"; reasons for {meta['rows_with_reasons']} accounts -> {out}"
     )
 
 

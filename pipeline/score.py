@@ -1,11 +1,22 @@
-"""Batch scores for a customer list (or every active account) as of a date."""
+"""Batch scores for a customer list (or every active account) as of a date.
+
+Per account: the calibrated churn probability, a risk tier, the change since the account's
+previous score, the top reasons in words (TreeSHAP contributions of the model summed by
+feature group, models/reasons.py), the suggested action for the leading reason (a playbook in
+params.yaml), and a status saying why an account has no score. Drift of every feature
+against the training data (models/drift.py) is measured on all active accounts at the as-of
+date and recorded in the metadata written beside the score file.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import sys
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from features import FeatureConfig
+from models.drift import Reference, drift_report
+from models.reasons import contributions, reasons
 from models.tracking import LoadedModel
 from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at
@@ -22,7 +35,72 @@ from pipeline.validate import Validated
 log = logging.getLogger(__name__)
 
 SCORED = "scored"
-COLUMNS = ["account_id", "as_of", "p_churn", "risk_tier", "model_version", "status"]
+TOP = 3
+REASON_COLUMNS = [f"reason_{k}" for k in range(1, TOP + 1)]
+COLUMNS = [
+    "account_id",
+    "as_of",
+    "p_churn",
+    "risk_tier",
+    "model_version",
+    "status",
+    "p_churn_change",
+    *REASON_COLUMNS,
+    "reason_groups",
+    "action",
+]
+DEFAULT_TIERS = {"high": 0.25, "medium": 0.10, "low": 0.0}
+DEFAULT_PLAYBOOK = {
+    "silence": "call the account now: it has gone quiet",
+    "promises": "review its deliveries with operations",
+    "dependency": "offer an ordering terminal, EDI or a service contract",
+    "trust": "an executive meeting to reset the relationship",
+    "engagement": "a business review",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `score` section of params.yaml."""
+
+    tiers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    tiers_by: str = "probability"  # or "share": tiers are top shares of the active accounts
+    reason_tiers: tuple[str, ...] = ("high", "medium")
+    min_contribution: float = 0.01
+    playbook: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PLAYBOOK))
+    change_days: int = 28
+    psi_threshold: float = 0.25
+    drift_min_rows: int = 200
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Settings:
+        reasons_ = params.get("reasons") or {}
+        drift = params.get("drift") or {}
+        settings = cls(
+            tiers=dict(params.get("tiers") or DEFAULT_TIERS),
+            tiers_by=params.get("tiers_by", "probability"),
+            reason_tiers=tuple(reasons_.get("tiers", ("high", "medium"))),
+            min_contribution=float(reasons_.get("min_contribution", 0.01)),
+            playbook={**DEFAULT_PLAYBOOK, **(params.get("playbook") or {})},
+            change_days=int(params.get("change_days", 28)),
+            psi_threshold=float(drift.get("psi_threshold", 0.25)),
+            drift_min_rows=int(drift.get("min_rows", 200)),
+        )
+        if settings.tiers_by not in ("probability", "share"):
+            raise UserError(
+                f"score.tiers_by must be probability or share; got {settings.tiers_by!r}"
+            )
+        bad = [k for k, v in settings.tiers.items() if not 0 <= float(v) <= 1]
+        if bad or not settings.tiers:
+            raise UserError(
+                f"score.tiers needs a value between 0 and 1 for each tier; check {bad or 'it'}"
+            )
+        unknown = sorted(set(settings.reason_tiers) - set(settings.tiers))
+        if unknown:
+            raise UserError(
+                f"score.reasons.tiers names tiers that score.tiers lacks: {', '.join(unknown)}"
+            )
+        return settings
 
 
 def risk_tier(p: pd.Series, tiers: Mapping[str, float]) -> pd.Series:
@@ -33,6 +111,25 @@ def risk_tier(p: pd.Series, tiers: Mapping[str, float]) -> pd.Series:
         out[p >= lower] = name
     out[p.isna()] = pd.NA
     return out
+
+
+def tier_bounds(population: pd.Series, settings: Settings) -> dict[str, float]:
+    """Lowest probability of each tier: from params, or from top shares of the population.
+
+    By share, `high: 0.05` means the 5% of active accounts most at risk; shares are
+    cumulative (medium: 0.20 is the next 15%), and the tier with the largest share (1.0)
+    takes the rest.
+    """
+    if settings.tiers_by == "probability":
+        return {k: float(v) for k, v in settings.tiers.items()}
+    p = np.sort(population.dropna().to_numpy())[::-1]
+    bounds = {}
+    for name, share in sorted(settings.tiers.items(), key=lambda kv: kv[1]):
+        if share >= 1 or not len(p):
+            bounds[name] = 0.0
+        else:
+            bounds[name] = float(p[max(int(np.ceil(share * len(p))) - 1, 0)])
+    return bounds
 
 
 def read_account_list(path: Path) -> pd.DataFrame:
@@ -63,6 +160,23 @@ def read_account_list(path: Path) -> pd.DataFrame:
     ids = frame["account_id"]
     frame["account_id"] = ids.where(ids.isna(), ids.astype(str).str.strip())
     return frame
+
+
+def read_previous(path: Path) -> pd.Series:
+    """p_churn by account_id from an earlier score file (its scored rows)."""
+    frame = read_table(path)
+    missing = [c for c in ("account_id", "p_churn") if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path}: a previous score file needs account_id and p_churn columns; "
+            f"it lacks {', '.join(missing)}"
+        )
+    p = pd.to_numeric(frame["p_churn"], errors="coerce")
+    keep = p.notna() & frame["account_id"].notna()
+    if "status" in frame.columns:
+        keep &= frame["status"].astype(str).eq(SCORED)
+    ids = frame.loc[keep, "account_id"].astype(str).str.strip()
+    return pd.Series(p[keep].to_numpy(), index=ids).groupby(level=0).first()
 
 
 def _status_of_unscored(validated: Validated, ids: pd.Series, as_of: pd.Timestamp) -> pd.Series:
@@ -113,15 +227,8 @@ def check_as_of(validated: Validated, as_of: pd.Timestamp) -> None:
         )
 
 
-def score(
-    validated: Validated,
-    model: LoadedModel,
-    as_of: pd.Timestamp,
-    accounts: pd.DataFrame | None,
-    tiers: Mapping[str, float],
-) -> pd.DataFrame:
-    """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date."""
-    check_as_of(validated, as_of)
+def model_features(validated: Validated, model: LoadedModel, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Features of every account eligible at `as_of`, as the model was trained on them."""
     cm = model.churn_model
     cfg = FeatureConfig.from_params(cm.feature_config)
     label = LabelSpec.from_params(cm.label)
@@ -133,29 +240,176 @@ def score(
             f"provide: {', '.join(_needs(validated, missing))}; add the tables and columns "
             "they need, or retrain on this data (dvc repro) and score with that model"
         )
-    feats = feats.copy()
-    x = feats[cm.features].astype("float64")
-    feats["p_churn"] = model.pyfunc.predict(x).to_numpy() if len(feats) else []
-    feats["p_churn"] = feats["p_churn"].astype(float).round(6)
+    return feats
+
+
+def predict(model: Any, feats: pd.DataFrame) -> np.ndarray:
+    """Calibrated churn probabilities (rounded to 6 places) for a feature frame."""
+    cm = model.churn_model if hasattr(model, "churn_model") else model
+    if not len(feats):
+        return np.empty(0)
+    return np.round(np.asarray(cm.predict_proba(feats), dtype="float64"), 6)
+
+
+class Progress:
+    """A progress bar on stderr while reasons are computed; silent when stderr is no terminal."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            unit=" accounts",
+            file=sys.stderr,
+            disable=None,
+            mininterval=0.5,
+            leave=False,
+        )
+
+    def __call__(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def explain_rows(
+    model: Any,
+    feats: pd.DataFrame,
+    settings: Settings,
+    typical: Mapping[str, float] | None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """reason_1..3, reason_groups and action for every row of `feats` (a feature frame)."""
+    bar = Progress(len(feats), "reasons") if progress and len(feats) > 5000 else None
+    contrib = contributions(model, feats, progress=bar)
+    if bar is not None:
+        bar.close()
+    out = reasons(
+        model,
+        feats,
+        top=TOP,
+        typical=typical,
+        contrib=contrib,
+        min_contribution=settings.min_contribution,
+    )
+    out["action"] = out["lead_group"].map(settings.playbook)
+    return out.drop(columns="lead_group")
+
+
+def score_features(
+    model: Any,
+    feats: pd.DataFrame,
+    settings: Settings,
+    reference: Reference | None,
+    progress: bool = True,
+    only: pd.Series | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Probabilities, tiers, reasons and actions for a feature frame of active accounts.
+
+    Reasons are computed only for the tiers in `settings.reason_tiers` (the ones acted on),
+    and only for rows where `only` is True when given (a customer list): TreeSHAP costs about
+    a millisecond an account, the probability a few microseconds. Tier bounds by share and
+    drift use every row. Returns the scores (index of `feats`) and facts for the metadata.
+    """
+    started = time.perf_counter()
+    out = pd.DataFrame({"account_id": feats["account_id"].to_numpy()}, index=feats.index)
+    out["p_churn"] = predict(model, feats)
+    bounds = tier_bounds(out["p_churn"], settings)
+    out["risk_tier"] = risk_tier(out["p_churn"], bounds)
+    predicted = time.perf_counter()
+    wanted = out["risk_tier"].isin(settings.reason_tiers).to_numpy()
+    if only is not None:
+        wanted &= np.asarray(only, dtype=bool)
+    explained = explain_rows(model, feats[wanted], settings, _typical(reference, feats), progress)
+    out = out.join(explained)
+    explained_at = time.perf_counter()
+    drift = drift_report(feats, reference, settings.psi_threshold, settings.drift_min_rows)
+    facts = {
+        "tiers_by": settings.tiers_by,
+        "tier_bounds": bounds,
+        "reasons_for_tiers": list(settings.reason_tiers),
+        "rows_with_reasons": int(wanted.sum()),
+        "typical_values": "training fold medians"
+        if reference is not None
+        else ("medians of the active accounts at the as-of date (no reference with the model)"),
+        "drift": drift,
+        "seconds": {
+            "predict": round(predicted - started, 3),
+            "reasons": round(explained_at - predicted, 3),
+            "drift": round(time.perf_counter() - explained_at, 3),
+        },
+    }
+    return out, facts
+
+
+def previous_scores(
+    validated: Validated,
+    model: LoadedModel,
+    as_of: pd.Timestamp,
+    settings: Settings,
+    previous_file: Path | None,
+) -> tuple[pd.Series | None, dict[str, Any]]:
+    """The account's previous p_churn: from a file, else the same model `change_days` earlier."""
+    if previous_file is not None:
+        return read_previous(previous_file), {"source": str(previous_file)}
+    before = as_of - pd.Timedelta(days=settings.change_days)
+    if settings.change_days <= 0 or before <= pd.Timestamp(validated.data_start):
+        return None, {"source": None, "note": "no earlier date within the data"}
+    feats = model_features(validated, model, before)
+    p = pd.Series(predict(model, feats), index=feats["account_id"].to_numpy())
+    return p, {"source": "model", "as_of": before.date().isoformat()}
+
+
+def score(
+    validated: Validated,
+    model: LoadedModel,
+    as_of: pd.Timestamp,
+    accounts: pd.DataFrame | None,
+    settings: Settings,
+    reference: Reference | None = None,
+    previous_file: Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date."""
+    check_as_of(validated, as_of)
+    feats = model_features(validated, model, as_of)
+    only = None if accounts is None else feats["account_id"].isin(set(accounts["account_id"]))
+    scored, facts = score_features(model, feats, settings, reference, only=only)
+    previous, facts["previous"] = previous_scores(validated, model, as_of, settings, previous_file)
+    scored["p_churn_change"] = (
+        (scored["p_churn"] - scored["account_id"].map(previous)).round(6)
+        if previous is not None
+        else np.nan
+    )
+    scored = scored.drop(columns="risk_tier")
     if accounts is None:
-        out = feats[["account_id", "p_churn"]].merge(_account_details(validated), on="account_id")
+        out = scored.merge(_account_details(validated), on="account_id")
         out["status"] = SCORED
         out = out.sort_values(["p_churn", "account_id"], ascending=[False, True], kind="stable")
     else:
         out = accounts.copy()
         dup = out["account_id"].duplicated()
-        out = out.merge(feats[["account_id", "p_churn"]], on="account_id", how="left")
+        out = out.merge(scored, on="account_id", how="left")
         out["status"] = np.where(out["p_churn"].notna(), SCORED, None)
         unscored = out["status"].isna()
         out.loc[unscored, "status"] = _status_of_unscored(
             validated, out.loc[unscored, "account_id"], as_of
         )
-        out.loc[dup.to_numpy(), ["status", "p_churn"]] = ["duplicate", np.nan]
+        cleared = ["p_churn", "p_churn_change", *REASON_COLUMNS, "reason_groups", "action"]
+        out.loc[dup.to_numpy(), cleared] = np.nan
+        out.loc[dup.to_numpy(), "status"] = "duplicate"
     out["as_of"] = as_of.date().isoformat()
-    out["risk_tier"] = risk_tier(out["p_churn"], tiers)
+    out["risk_tier"] = risk_tier(out["p_churn"], facts["tier_bounds"])
     out["model_version"] = model.version
     extra = [c for c in out.columns if c not in COLUMNS]
-    return out[COLUMNS + extra].reset_index(drop=True)
+    return out[COLUMNS + extra].reset_index(drop=True), facts
+
+
+def _typical(reference: Reference | None, feats: pd.DataFrame) -> dict[str, float]:
+    if reference is not None:
+        return reference.typical
+    return feats.median(numeric_only=True).dropna().to_dict()
 
 
 def run(
@@ -163,13 +417,16 @@ def run(
     model: LoadedModel,
     as_of: pd.Timestamp | None,
     accounts: pd.DataFrame | None,
-    tiers: Mapping[str, float],
+    settings: Settings,
     out: Path,
+    reference: Reference | None = None,
+    previous_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Score and write the file plus its metadata (model, data range, counts by status)."""
+    """Score and write the file plus its metadata (model, data range, counts, drift)."""
     as_of = as_of or data_end(validated)
     suffix = check_table_suffix(out)
-    scores = score(validated, model, as_of, accounts, tiers)
+    started = time.perf_counter()
+    scores, facts = score(validated, model, as_of, accounts, settings, reference, previous_file)
     meta = {
         "as_of": as_of.date().isoformat(),
         "model_version": model.version,
@@ -179,7 +436,10 @@ def run(
         "rows": len(scores),
         "status_counts": scores["status"].value_counts().to_dict(),
         "tier_counts": scores["risk_tier"].value_counts().to_dict(),
+        "action_counts": scores["action"].value_counts().to_dict(),
+        **facts,
     }
+    meta["seconds"]["total"] = round(time.perf_counter() - started, 3)
     meta_path = out.with_name(out.stem + ".meta.json")
     with atomic_files([out, meta_path]) as (tmp, tmp_meta):
         if suffix == ".csv":
@@ -189,3 +449,31 @@ def run(
         meta["scores_sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
         tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     return meta
+
+
+def load_scoring_model(
+    params: Mapping[str, Any], model_arg: str | None
+) -> tuple[LoadedModel, Reference | None]:
+    """The model to score with (see models.tracking.load_model) and its reference profile."""
+    from models.drift import REFERENCE_NAME, find_reference
+    from models.tracking import load_model
+    from pipeline.paths import repo_root
+    from pipeline.train import MODEL_SUBDIR
+
+    root = repo_root()
+    fallback = root / "data" / "model" / MODEL_SUBDIR
+    loaded = load_model(root, params["mlflow"]["registered_model"], model_arg, fallback)
+    folder = None
+    if model_arg and "://" not in model_arg and ":/" not in model_arg:
+        folder = Path(model_arg).resolve()
+    elif loaded.version.startswith("dvc:"):
+        folder = fallback
+    reference = find_reference(folder, loaded.pyfunc.metadata.run_id)
+    if reference is None:
+        log.warning(
+            "no %s with the model %s: drift is not checked and typical values are the medians "
+            "of the active accounts at the as-of date; retrain (dvc repro) to write one",
+            REFERENCE_NAME,
+            loaded.version,
+        )
+    return loaded, reference

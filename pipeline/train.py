@@ -16,6 +16,7 @@ from mlflow.models import infer_signature
 import models
 from features.catalog import CATALOG
 from models.churn_model import ChurnModel
+from models.drift import REFERENCE_NAME, reference_profile
 from models.estimator import fit_lgbm
 from models.metrics import binary_metrics
 from models.tracking import configure, run_tags, set_aliases
@@ -85,6 +86,8 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
     features = feature_columns(frame)
     label = {**params["label"], "mode": meta["label_mode"]}
     model = ChurnModel(estimator, features, params["features"], label)
+    # Typical values (reasons) and bins (drift at scoring) of the training fold, beside the model.
+    reference = reference_profile(frame[folds.fold_of(frame["cutoff"]) == "train"], features)
 
     valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
     valid_metrics = binary_metrics(valid[LABEL].to_numpy(), model.predict_proba(valid))
@@ -99,6 +102,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
         mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
+        mlflow.log_dict(reference, REFERENCE_NAME)
         mlflow.log_dict(
             [asdict(f) | {"expr": None} for f in CATALOG if f.name in features],
             "feature_catalog.json",
@@ -137,6 +141,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
             code_paths=[str(Path(models.__file__).parent)],
         )
         write_json(train_info, tmp / INFO_NAME)
+        write_json(reference, tmp / REFERENCE_NAME)
     log.info(
         "registered %s version %s (challenger%s); valid AUC %.3f",
         cfg["registered_model"],
