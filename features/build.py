@@ -1,29 +1,83 @@
-"""Assemble features for many (account, cutoff) pairs in one query per source table.
+"""Assemble features for many (account, cutoff) pairs, by either of two engines.
 
-The spine holds the (account_id, cutoff) pairs; each source table is joined to it once on the
-account and on "event strictly before the cutoff", then aggregated per pair. One cutoff or a
-whole snapshot schedule go through the same code.
+The spine holds the (account_id, cutoff) pairs. Each feature is a combination of windowed
+aggregates over an account's events of one stream (features/catalog.py). Per stream, the
+aggregates are computed in one query by one of two engines, which give the same values:
+
+- `join`: the events are joined to every cutoff they precede (and, when every window of the
+  stream is bounded, no older than the longest window), then grouped per (account, cutoff).
+  Work grows with events x cutoffs: the right choice for one cutoff.
+- `window`: one marker row per (account, cutoff) joins the account's events in one time line;
+  window functions with RANGE frames over whole days evaluate every aggregate at every marker,
+  so a whole snapshot schedule takes one sorted pass over the events.
+
+Streams whose conditions need the cutoff itself (links active at the cutoff, lateness known at
+the cutoff) always use the join; they are small (links) or restricted to few rows (late orders).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 
-from features.catalog import GROUPS, VIRTUAL, Feature, FeatureConfig, days_before, plan
+from features.catalog import GROUPS, Agg, Feature, FeatureConfig, plan
 
-# The timestamp that places a row of each source table in time.
-SOURCE_TIME = {
-    "orders": "order_date",
-    "interactions": "occurred_at",
-    "links": "start_date",
-    "accounts": "customer_since",
-    "contacts": "occurred_at",
-}
 KEYS = ["account_id", "cutoff"]
+ENGINES = ("auto", "join", "window")
+SECONDS_A_DAY = 86400
+
+
+def _closed(start: str, end: str) -> Callable[[ir.Table], ir.Value]:
+    """The later of two times, unknown while the second is unknown."""
+    return lambda t: ibis.ifelse(
+        t[end].isnull(), ibis.null("timestamp"), ibis.greatest(t[start], t[end])
+    )
+
+
+def _first_contacts(t: ir.Table) -> ir.Table:
+    """One row per customer contact person: the time of its first interaction."""
+    t = t.filter(t.contact_id.notnull())
+    return t.group_by("account_id", "contact_id").aggregate(occurred_at=t.occurred_at.min())
+
+
+def _late(t: ir.Table) -> ir.BooleanValue:
+    return t.delivered_date.isnull() | (t.delivered_date > t.promised_date)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """Rows of a table placed in time: what a feature's aggregates run over."""
+
+    table: str
+    at: Callable[[ir.Table], ir.Value]  # the time that places a row
+    rows: Callable[[ir.Table], ir.BooleanValue] | None = None  # which rows belong
+    prepare: Callable[[ir.Table], ir.Table] | None = None  # reshape the table first
+    join_only: bool = False  # conditions use the cutoff itself
+    static: bool = False  # attributes of the account: no time condition
+
+
+STREAMS = {
+    "orders": Stream("orders", lambda t: t.order_date),
+    "orders_due": Stream("orders", lambda t: t.promised_date),
+    "orders_late": Stream("orders", lambda t: t.promised_date, rows=_late, join_only=True),
+    "orders_closed": Stream("orders", _closed("promised_date", "delivered_date")),
+    "interactions": Stream("interactions", lambda t: t.occurred_at),
+    "resolutions": Stream("interactions", lambda t: t.resolved_at),
+    "interactions_closed": Stream("interactions", _closed("occurred_at", "resolved_at")),
+    "contacts_first": Stream("interactions", lambda t: t.occurred_at, prepare=_first_contacts),
+    "links": Stream("links", lambda t: t.start_date, join_only=True),
+    "accounts": Stream(
+        "accounts",
+        lambda t: t.customer_since if "customer_since" in t.columns else ibis.null("timestamp"),
+        static=True,
+    ),
+}
 
 
 def cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> ir.Table:
@@ -34,10 +88,100 @@ def cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> ir.Table:
     return ibis.memtable(values).cast({"cutoff": "timestamp"})
 
 
+def _day(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Whole days since 1970-01-01 (the day a time falls on)."""
+    return ts.epoch_seconds().cast("int64") // SECONDS_A_DAY
+
+
+def events(tables: dict[str, ir.Table], name: str) -> ir.Table:
+    """The rows of stream `name`, with their time `_ts`, `_epoch` (seconds) and `_day`."""
+    stream = STREAMS[name]
+    t = tables[stream.table]
+    if stream.prepare is not None:
+        t = stream.prepare(t)
+    t = t.mutate(_ts=stream.at(t))
+    if not stream.static:
+        t = t.filter(t._ts.notnull())
+    if stream.rows is not None:
+        t = t.filter(stream.rows(t))
+    epoch = t._ts.epoch_seconds().cast("float64")
+    return t.mutate(_epoch=epoch, _day=_day(t._ts))
+
+
+def _in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.BooleanValue:
+    lo, hi = cfg.window(agg.window)
+    inside = age > lo
+    return inside if hi is None else inside & (age <= hi)
+
+
+def _aggregate(t: ir.Table, agg: Agg, cfg: FeatureConfig, where: ir.BooleanValue) -> ir.Value:
+    if agg.where is not None:
+        where = where & agg.where(t, cfg)
+    if agg.kind == "count":
+        return t._day.count(where=where)
+    value = agg.value(t)
+    return getattr(value, agg.kind)(where=where)
+
+
+def _join_engine(
+    ev: ir.Table, spine: ir.Table, aggs: dict[str, Agg], cfg: FeatureConfig, static: bool
+) -> ir.Table:
+    """Aggregates per (account, cutoff) by joining the events to the cutoffs they precede."""
+    s = spine.select(_aid="account_id", _cut="cutoff", _cday="_cday")
+    if static:
+        joined = ev.join(s, ev.account_id == s._aid)
+    else:
+        cond = [ev.account_id == s._aid, ev._day < s._cday]
+        reach = [cfg.window(a.window)[1] for a in aggs.values()]
+        if all(hi is not None for hi in reach):
+            cond.append(ev._day >= s._cday - max(reach))
+        joined = ev.join(s, cond)
+    joined = joined.mutate(cutoff=joined._cut, _age=joined._cday - joined._day)
+    values = {}
+    for name, agg in aggs.items():
+        where = ibis.literal(True) if static else _in_window(joined._age, agg, cfg)
+        values[name] = _aggregate(joined, agg, cfg, where)
+    return joined.group_by(account_id="_aid", cutoff="_cut").aggregate(**values)
+
+
+def _window_engine(
+    ev: ir.Table, spine: ir.Table, aggs: dict[str, Agg], cfg: FeatureConfig
+) -> ir.Table:
+    """Aggregates at every (account, cutoff) by RANGE windows over each account's time line."""
+    used = {"account_id", "_day"}
+    for agg in aggs.values():
+        parts = [agg.where(ev, cfg)] if agg.where is not None else []
+        parts += [agg.value(ev)] if agg.value is not None else []
+        used |= {f.name for p in parts for f in p.op().find(ops.Field)}
+    schema = ev.schema()
+    columns = [c for c in ev.columns if c in used]
+    rows = ev.select(*columns).mutate(cutoff=ibis.null("timestamp"), _mark=ibis.literal(False))
+    keys = {"account_id": spine.account_id, "_day": spine._cday}
+    markers = spine.select(
+        # every other column of a marker is unknown, so no aggregate counts it
+        *[keys.get(c, ibis.null()).cast(schema[c]).name(c) for c in columns],
+        cutoff=spine.cutoff.cast("timestamp"),
+        _mark=ibis.literal(True),
+    )
+    line = rows.union(markers)
+    values = {}
+    for name, agg in aggs.items():
+        lo, hi = cfg.window(agg.window)
+        frame = ibis.window(
+            group_by=line.account_id,
+            order_by=line._day,
+            range=(None if hi is None else -hi, -(lo + 1)),
+        )
+        values[name] = _aggregate(line, agg, cfg, ~line._mark).over(frame)
+    out = line.mutate(**values)
+    return out.filter(out._mark).select(*KEYS, *values)
+
+
 def eligible_spine(
     tables: dict[str, ir.Table],
     cutoffs: Sequence[pd.Timestamp],
     active_days: int | None = None,
+    engine: str = "join",
 ) -> ir.Table:
     """(account_id, cutoff) for every account eligible at each cutoff (DESIGN section 5).
 
@@ -58,44 +202,47 @@ def eligible_spine(
         spine = spine.left_join(churn, spine.account_id == churn._cid).filter(
             lambda t: t._churned_at.isnull() | (t._churned_at >= t.cutoff)
         )
-    spine = spine.select(*KEYS)
+    spine = spine.select(*KEYS).cache()
     if active_days is not None:
-        s = spine.select(_aid="account_id", _cut="cutoff")
-        recent = orders.join(s, [orders.account_id == s._aid, orders.order_date < s._cut])
-        recent = (
-            recent.filter(
-                (recent._cut.epoch_seconds() - recent.order_date.epoch_seconds()) / 86400.0
-                <= active_days
-            )
-            .select(account_id="_aid", cutoff="_cut")
-            .distinct()
-        )
-        spine = recent
+        recent = {"n": Agg("count", "orders", (0, active_days))}
+        n = aggregates(tables, spine, "orders", recent, FeatureConfig(), engine)
+        spine = n.filter(n.n > 0).select(*KEYS)
     return spine
 
 
-def _source_aggregates(
-    source: ir.Table, name: str, spine: ir.Table, features: list[Feature], cfg: FeatureConfig
+def choose_engine(engine: str, cutoffs: int) -> str:
+    """`auto`: the join for one cutoff, window functions for a schedule."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown feature engine {engine!r}; choose from {list(ENGINES)}")
+    if engine == "auto":
+        return "join" if cutoffs <= 1 else "window"
+    return engine
+
+
+def _stream_aggs(features: list[Feature]) -> dict[str, dict[str, Agg]]:
+    """Per stream, every aggregate the features need, named `<feature>__<key>`."""
+    out: dict[str, dict[str, Agg]] = {}
+    for f in features:
+        for key, agg in f.aggs.items():
+            out.setdefault(agg.stream, {})[f"{f.name}__{key}"] = agg
+    return out
+
+
+def aggregates(
+    tables: dict[str, ir.Table],
+    spine: ir.Table,
+    stream: str,
+    aggs: dict[str, Agg],
+    cfg: FeatureConfig,
+    engine: str = "join",
 ) -> ir.Table:
-    """Aggregate one source table's events before each cutoff into its features."""
-    s = spine.select(_aid="account_id", _cut="cutoff")
-    ts = SOURCE_TIME[name]
-    if name == "accounts":  # static attributes: no time filter beyond eligibility
-        joined = source.join(s, source.account_id == s._aid)
-    else:
-        joined = source.join(s, [source.account_id == s._aid, source[ts] < s._cut])
-    joined = joined.mutate(cutoff=joined._cut)
-    age = days_before(joined, ts) if ts in source.columns else ibis.null("float64")
-    joined = joined.mutate(age=age)
-    if name == "contacts":
-        joined = (
-            joined.filter(joined.contact_id.notnull())
-            .group_by("_aid", "_cut", "contact_id")
-            .aggregate(first_age=joined.age.max(), last_age=joined.age.min())
-        )
-    return joined.group_by(_aid="_aid", _cut="_cut").aggregate(
-        **{f.name: f.expr(joined, cfg) for f in features}
-    )
+    """(account_id, cutoff, one column per aggregate) for the pairs of `spine` with events."""
+    spine = spine.mutate(_cday=_day(spine.cutoff))
+    ev = events(tables, stream)
+    kind = STREAMS[stream]
+    if engine == "window" and not (kind.join_only or kind.static):
+        return _window_engine(ev, spine, aggs, cfg)
+    return _join_engine(ev, spine, aggs, cfg, kind.static)
 
 
 def build_features(
@@ -103,26 +250,45 @@ def build_features(
     spine: ir.Table,
     cfg: FeatureConfig,
     groups: Sequence[str] = GROUPS,
+    engine: str = "join",
 ) -> ir.Table:
     """Features for every (account_id, cutoff) of `spine`, in catalog order, keys first."""
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(GROUPS)}")
-    sources = dict(tables) | {v: tables[t] for v, t in VIRTUAL.items() if t in tables}
+    if engine not in ("join", "window"):
+        raise ValueError(f"feature engine must be join or window, not {engine!r}")
     chosen = plan({name: list(t.columns) for name, t in tables.items()}, tuple(groups))
+    spine = spine.select(*KEYS).cache()
     result = spine
-    for name, source in sources.items():
-        here = [f for f in chosen if f.source == name]
-        if not here:
-            continue
-        agg = _source_aggregates(source, name, spine, here, cfg)
+    kinds: dict[str, str] = {}
+    for stream, aggs in _stream_aggs(chosen).items():
+        kinds |= {name: agg.kind for name, agg in aggs.items()}
+        # Materialized one stream at a time: compiling one query for every stream is slow.
+        agg = (
+            aggregates(tables, spine, stream, aggs, cfg, engine)
+            .rename(_aid="account_id", _cut="cutoff")
+            .cache()
+        )
         result = result.left_join(
             agg, [result.account_id == agg._aid, result.cutoff == agg._cut]
         ).drop("_aid", "_cut")
-        zero = {f.name: result[f.name].fill_null(0) for f in here if f.fill_zero}
-        if zero:
-            result = result.mutate(**zero)
-    for feature in chosen:
-        if feature.source == "derived":
-            result = result.mutate(**{feature.name: feature.expr(result, cfg)})
+    # counts are 0 where the join found no events; other aggregates stay unknown
+    result = result.mutate(
+        **{n: result[n].fill_null(0) for n, k in kinds.items() if k in ("count", "nunique")}
+    )
+    cutoff_epoch = result.cutoff.epoch_seconds().cast("float64")
+    values = {}
+    for f in chosen:
+        if f.source == "derived":
+            continue
+        a = SimpleNamespace(cutoff_epoch=cutoff_epoch)
+        for key in f.aggs:
+            setattr(a, key, result[f"{f.name}__{key}"])
+        value = f.expr(a, cfg)
+        values[f.name] = value.fill_null(0) if f.fill_zero else value
+    result = result.select(*KEYS, **values)
+    for f in chosen:
+        if f.source == "derived":
+            result = result.mutate(**{f.name: f.expr(result, cfg)})
     return result.select(*KEYS, *[f.name for f in chosen])

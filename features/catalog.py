@@ -1,10 +1,20 @@
-"""The feature catalog: every feature declared once, with its group, meaning, unit and direction."""
+"""The feature catalog: every feature declared once, with its group, meaning, unit and direction.
+
+A feature is computed at a cutoff from facts dated strictly before it. Most features are
+combinations of a few windowed aggregates (`Agg`) over an account's events of one stream
+(orders by order date, orders by promised date, interactions, ...). Declaring the aggregates
+rather than a query lets one definition run two ways (features/build.py): a join of the events
+to each cutoff (best for one cutoff), or window functions over each account's time line that
+evaluate a whole snapshot schedule in one pass over the events.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 GROUPS = ("silence", "dependency", "trust", "promises", "engagement")
@@ -39,10 +49,71 @@ class FeatureConfig:
         }
         return cls(**known)
 
+    def window(self, name: str | tuple[int, int | None]) -> tuple[int, int | None]:
+        """(lo, hi): events aged more than `lo` and at most `hi` whole days (hi None: all)."""
+        if not isinstance(name, str):
+            return name
+        r, long = self.recent_days, self.long_days
+        return {
+            "all": (0, None),
+            "recent": (0, r),
+            "prior": (r, 2 * r),
+            "two_recent": (0, 2 * r),
+            "before_recent": (r, None),
+            "long": (0, long),
+        }[name]
 
-# An aggregate over the events of one account before one cutoff (the table has `cutoff`
-# and `age`, the event's age in days at the cutoff), or a row-level expression for derived ones.
-Agg = Callable[[ir.Table, FeatureConfig], ir.Value]
+
+# Where a row of an event stream is placed in time, and which rows it holds: see
+# features/build.py STREAMS. Streams marked there as `join_only` may use the cutoff itself in
+# their conditions (a link is active at the cutoff if it had not ended before it).
+Cond = Callable[[ir.Table, FeatureConfig], ir.BooleanValue]
+
+
+@dataclass(frozen=True)
+class Agg:
+    """An aggregate over one account's events of a stream in a window before the cutoff.
+
+    `window` is a name from FeatureConfig.window or (lo, hi): events dated in
+    [cutoff - hi days, cutoff - lo days), by whole days; hi None reaches back to the start.
+    """
+
+    kind: str  # count, sum, mean, max, min, nunique
+    stream: str
+    window: str | tuple[int, int | None] = "all"
+    where: Cond | None = None
+    value: Callable[[ir.Table], ir.Value] | None = None  # the column aggregated (not count)
+
+
+def count(stream: str, window: Any = "all", where: Cond | None = None) -> Agg:
+    return Agg("count", stream, window, where)
+
+
+def total(stream: str, value, window: Any = "all", where: Cond | None = None) -> Agg:
+    return Agg("sum", stream, window, where, value)
+
+
+def mean(stream: str, value, window: Any = "all", where: Cond | None = None) -> Agg:
+    return Agg("mean", stream, window, where, value)
+
+
+def distinct(stream: str, value, window: Any = "all", where: Cond | None = None) -> Agg:
+    return Agg("nunique", stream, window, where, value)
+
+
+def last(stream: str, where: Cond | None = None) -> Agg:
+    """The time of the latest event before the cutoff (epoch seconds)."""
+    return Agg("max", stream, "all", where, lambda t: t._epoch)
+
+
+def first(stream: str, where: Cond | None = None) -> Agg:
+    """The time of the earliest event before the cutoff (epoch seconds)."""
+    return Agg("min", stream, "all", where, lambda t: t._epoch)
+
+
+# How a feature's value follows from its aggregates (`a.<key>`, plus `a.cutoff_epoch`), or for
+# a derived feature from other features of the same row.
+Combine = Callable[[Any, FeatureConfig], ir.Value]
 
 
 @dataclass(frozen=True)
@@ -54,21 +125,30 @@ class Feature:
     description: str
     unit: str
     direction: str  # "higher" or "lower" values raise the risk, or "either"
-    source: str  # table aggregated (orders, interactions, links, accounts) or "derived"
-    expr: Agg
+    source: str  # the table it needs (orders, interactions, links, accounts) or "derived"
+    expr: Combine
     requires: tuple[str, ...] = ()  # columns of `source` beyond the contract's required ones
     fill_zero: bool = False  # a count: 0 (not unknown) when the account has no such events
-    inputs: tuple[str, ...] = field(default=())  # for derived features: the features used
+    inputs: tuple[str, ...] = ()  # for derived features: the features used
+    aggs: dict[str, Agg] = field(default_factory=dict)  # for the others: the aggregates used
+
+    def describe(self) -> dict[str, Any]:
+        """The feature's declaration as plain data (for MLflow and the docs)."""
+        return {
+            "name": self.name,
+            "group": self.group,
+            "description": self.description,
+            "unit": self.unit,
+            "direction": self.direction,
+            "source": self.source,
+            "requires": list(self.requires),
+            "inputs": list(self.inputs),
+        }
 
 
-def days_before(t: ir.Table, column: str) -> ir.FloatingValue:
-    """Days from `column` to the cutoff (positive for the past)."""
-    return (t.cutoff.epoch_seconds() - t[column].epoch_seconds()) / 86400.0
-
-
-def within(t: ir.Table, days: int) -> ir.BooleanValue:
-    """Events in the `days` before the cutoff: [cutoff - days, cutoff)."""
-    return t.age <= days
+def since(a: Any, epoch: ir.NumericValue) -> ir.FloatingValue:
+    """Days from a time (epoch seconds) to the cutoff."""
+    return (a.cutoff_epoch - epoch) / 86400.0
 
 
 def ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
@@ -76,14 +156,14 @@ def ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
     return num.cast("float64").fill_null(0.0) / den.cast("float64").nullif(0.0)
 
 
-def between(t: ir.Table, lo: int, hi: int) -> ir.BooleanValue:
-    """Events aged (lo, hi] days at the cutoff: the window before a recent one."""
-    return (t.age > lo) & (t.age <= hi)
-
-
 def log_trend(recent: ir.NumericValue, prior: ir.NumericValue) -> ir.FloatingValue:
     """log((recent + 1) / (prior + 1)): below 0 means less than before."""
     return ((recent + 1.0) / (prior + 1.0)).ln()
+
+
+def known_if(flag: ir.BooleanValue, value: ir.Value) -> ir.Value:
+    """`value` where `flag` holds, else unknown (null)."""
+    return ibis.ifelse(flag, value, ibis.null(value.type()))
 
 
 def _catalog() -> tuple[Feature, ...]:
@@ -106,16 +186,6 @@ def _catalog() -> tuple[Feature, ...]:
 CATALOG: tuple[Feature, ...] = _catalog()
 
 
-# Virtual sources, built from a table of the data: "contacts" holds one row per customer
-# contact person seen before the cutoff, with the ages of its first and last interaction.
-VIRTUAL = {"contacts": "interactions"}
-
-
-def source_columns(columns: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Columns of every source, virtual ones included, from the data's tables and columns."""
-    return columns | {v: columns[t] for v, t in VIRTUAL.items() if t in columns}
-
-
 def available(feature: Feature, columns: dict[str, list[str]], done: set[str]) -> bool:
     """Whether the data (tables and columns present) supports `feature`."""
     if feature.source == "derived":
@@ -126,7 +196,6 @@ def available(feature: Feature, columns: dict[str, list[str]], done: set[str]) -
 
 def plan(columns: dict[str, list[str]], groups: tuple[str, ...] = GROUPS) -> list[Feature]:
     """The catalog's features that the data supports, in catalog order, for `groups`."""
-    columns = source_columns(columns)
     done: set[str] = set()
     chosen = []
     for feature in CATALOG:
@@ -142,7 +211,7 @@ def left_out(columns: dict[str, list[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for feature in CATALOG:
         if feature.name not in kept:
-            table = VIRTUAL.get(feature.source, feature.source)
+            table = feature.source
             needs = (
                 feature.inputs
                 if feature.source == "derived"

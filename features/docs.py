@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from features.catalog import CATALOG, GROUPS, VIRTUAL
+from features.catalog import CATALOG, GROUPS
 
 GROUP_IDEAS = {
     "silence": "The most convincing sign of a failing relationship is the absence of complaints: "
@@ -58,7 +58,7 @@ def render_markdown() -> str:
             if f.source == "derived":
                 needs = "from " + ", ".join(f"`{i}`" for i in f.inputs)
             else:
-                table = VIRTUAL.get(f.source, f.source)
+                table = f.source
                 needs = ", ".join([f"`{table}`"] + [f"`{table}.{c}`" for c in f.requires])
             lines.append(
                 f"| `{f.name}` | {f.description} | {f.unit} | {DIRECTION[f.direction]} | {needs} |"

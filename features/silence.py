@@ -7,25 +7,24 @@ from __future__ import annotations
 
 import ibis
 
-from features.catalog import Feature, between, log_trend, ratio, within
+from features.catalog import Feature, count, first, last, log_trend, mean, ratio, since
 
 G = "silence"
 
 
-def _complaint(t):
+def _complaint(t, c):
     return t.type == "complaint"
 
 
-def _by_customer(t):
+def _by_customer(t, c):
     return t.initiated_by == "customer"
 
 
-def _rate_ratio(t, c):
+def _rate_ratio(a, c):
     """Complaints a day in the recent window over complaints a day in the history before it."""
-    recent = t.account_id.count(where=_complaint(t) & within(t, c.recent_days)) / c.recent_days
-    history = ibis.greatest(t.age.max() - c.recent_days, 0.0)
-    before = ratio(t.account_id.count(where=_complaint(t) & ~within(t, c.recent_days)), history)
-    return ratio(recent, before)
+    recent = a.recent / c.recent_days
+    history = ibis.greatest(since(a, a.first) - c.recent_days, 0.0)
+    return ratio(recent, ratio(a.before, history))
 
 
 def _resolution_days(t):
@@ -37,34 +36,39 @@ FEATURES = (
         "days_since_last_complaint", G,
         "Days since the account's last complaint; empty when it never complained.",
         "days", "higher", "interactions",
-        lambda t, c: t.age.min(where=_complaint(t)),
+        lambda a, c: since(a, a.t),
+        aggs={"t": last("interactions", _complaint)},
     ),
     Feature(
         "days_since_last_customer_contact", G,
         "Days since the customer last reached out (any customer-initiated interaction).",
         "days", "higher", "interactions",
-        lambda t, c: t.age.min(where=_by_customer(t)),
+        lambda a, c: since(a, a.t),
         requires=("initiated_by",),
+        aggs={"t": last("interactions", _by_customer)},
     ),
     Feature(
         "days_since_last_contact", G,
         "Days since the last interaction of any kind, by either side.",
         "days", "higher", "interactions",
-        lambda t, c: t.age.min(),
+        lambda a, c: since(a, a.t),
+        aggs={"t": last("interactions")},
     ),
     Feature(
         "complaints_recent", G,
         "Complaints in the recent window (features.recent_days).",
         "count", "lower", "interactions",
-        lambda t, c: t.account_id.count(where=_complaint(t) & within(t, c.recent_days)),
+        lambda a, c: a.n,
         fill_zero=True,
+        aggs={"n": count("interactions", "recent", _complaint)},
     ),
     Feature(
         "complaints_before_recent", G,
         "Complaints before the recent window, over the account's whole history: its voice.",
         "count", "either", "interactions",
-        lambda t, c: t.account_id.count(where=_complaint(t) & ~within(t, c.recent_days)),
+        lambda a, c: a.n,
         fill_zero=True,
+        aggs={"n": count("interactions", "before_recent", _complaint)},
     ),
     Feature(
         "has_complaint_history", G,
@@ -87,40 +91,48 @@ FEATURES = (
         "first interaction); below 1 means quieter than usual; empty without earlier complaints.",
         "ratio", "lower", "interactions",
         _rate_ratio,
+        aggs={
+            "recent": count("interactions", "recent", _complaint),
+            "before": count("interactions", "before_recent", _complaint),
+            "first": first("interactions"),
+        },
     ),
     Feature(
         "complaint_resolution_days_long", G,
-        "Mean days to resolve the complaints of the long window that were resolved by the cutoff.",
+        "Mean days it took to resolve the complaints resolved in the long window.",
         "days", "higher", "interactions",
-        lambda t, c: _resolution_days(t).mean(
-            where=_complaint(t) & within(t, c.long_days) & (t.resolved_at < t.cutoff)
-        ),
+        lambda a, c: a.days,
         requires=("resolved_at",),
+        aggs={"days": mean("resolutions", _resolution_days, "long", _complaint)},
     ),
     Feature(
         "open_complaints", G,
-        "Complaints not resolved by the cutoff.",
+        "Complaints made before the cutoff and not resolved by it.",
         "count", "higher", "interactions",
-        lambda t, c: t.account_id.count(
-            where=_complaint(t) & (t.resolved_at.isnull() | (t.resolved_at >= t.cutoff))
-        ),
+        lambda a, c: a.made - a.closed,
         requires=("resolved_at",), fill_zero=True,
+        # resolved by the cutoff = made and resolved before it = closed (the later of the two
+        # times) before it
+        aggs={
+            "made": count("interactions", "all", _complaint),
+            "closed": count("interactions_closed", "all", _complaint),
+        },
     ),
     Feature(
         "customer_contacts_recent", G,
         "Customer-initiated interactions in the recent window: the customer's voice.",
         "count", "lower", "interactions",
-        lambda t, c: t.account_id.count(where=_by_customer(t) & within(t, c.recent_days)),
+        lambda a, c: a.n,
         requires=("initiated_by",), fill_zero=True,
+        aggs={"n": count("interactions", "recent", _by_customer)},
     ),
     Feature(
         "customer_contacts_prior", G,
         "Customer-initiated interactions in the window before the recent one.",
         "count", "either", "interactions",
-        lambda t, c: t.account_id.count(
-            where=_by_customer(t) & between(t, c.recent_days, 2 * c.recent_days)
-        ),
+        lambda a, c: a.n,
         requires=("initiated_by",), fill_zero=True,
+        aggs={"n": count("interactions", "prior", _by_customer)},
     ),
     Feature(
         "customer_contact_trend", G,

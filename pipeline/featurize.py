@@ -11,6 +11,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features import FeatureConfig, build_features, eligible_spine
+from features.build import choose_engine
 from features.catalog import GROUPS
 from pipeline.errors import UserError
 from pipeline.validate import Validated
@@ -105,11 +106,15 @@ def snapshot_schedule(
 
 
 def spine_for(
-    tables: dict[str, ir.Table], cutoffs: Sequence[pd.Timestamp], mode: str, label: LabelSpec
+    tables: dict[str, ir.Table],
+    cutoffs: Sequence[pd.Timestamp],
+    mode: str,
+    label: LabelSpec,
+    engine: str = "join",
 ) -> ir.Table:
     """Eligible (account, cutoff) pairs under the label mode in force."""
     active = label.active_days if mode == "inactivity" else None
-    return eligible_spine(tables, cutoffs, active_days=active)
+    return eligible_spine(tables, cutoffs, active_days=active, engine=engine)
 
 
 def add_labels(
@@ -146,12 +151,14 @@ def features_at(
     cfg: FeatureConfig,
     label: LabelSpec,
     groups: Sequence[str] = GROUPS,
+    engine: str = "auto",
 ) -> pd.DataFrame:
     """One row of features per account eligible at `as_of` (no labels)."""
     tables = ibis_tables(validated)
     mode = label.resolve(tables)
-    spine = spine_for(tables, [as_of], mode, label)
-    return _to_pandas(build_features(tables, spine, cfg, groups))
+    engine = choose_engine(engine, 1)
+    spine = spine_for(tables, [as_of], mode, label, engine)
+    return _to_pandas(build_features(tables, spine, cfg, groups, engine))
 
 
 def training_frame(
@@ -160,19 +167,22 @@ def training_frame(
     cfg: FeatureConfig,
     label: LabelSpec,
     groups: Sequence[str] = GROUPS,
+    engine: str = "auto",
 ) -> tuple[pd.DataFrame, str]:
     """Features and labels for every eligible (account, cutoff); returns (frame, label mode)."""
     tables = ibis_tables(validated)
     mode = label.resolve(tables)
+    engine = choose_engine(engine, len(cutoffs))
     log.info(
-        "building the training frame: %d cutoffs %s to %s, label %s",
+        "building the training frame: %d cutoffs %s to %s, label %s, %s engine",
         len(cutoffs),
         cutoffs[0].date(),
         cutoffs[-1].date(),
         mode,
+        engine,
     )
-    spine = spine_for(tables, cutoffs, mode, label)
+    spine = spine_for(tables, cutoffs, mode, label, engine)
     labelled = add_labels(tables, spine, mode, label)
-    feats = build_features(tables, labelled.select(*KEYS), cfg, groups)
+    feats = build_features(tables, labelled.select(*KEYS), cfg, groups, engine)
     frame = feats.join(labelled, KEYS)
     return _to_pandas(frame), mode

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from mlflow.models import infer_signature
 
 import models
 from features.catalog import CATALOG
+from models.calibration import METHODS, Calibrator
 from models.churn_model import ChurnModel
 from models.drift import REFERENCE_NAME, reference_profile
 from models.estimator import fit_lgbm
@@ -74,6 +74,15 @@ def fit(frame: pd.DataFrame, folds: Folds, train_params: dict[str, Any]):
     return fit_lgbm(train_params, tr[features], tr[LABEL], va[features], va[LABEL])
 
 
+def calibrate(method: str, raw: pd.Series, y: pd.Series) -> Calibrator:
+    """A calibrator of the raw score fitted on the validation fold (never train or test rows)."""
+    if method not in METHODS:
+        raise UserError(
+            f"train.calibration is {method!r}; use one of {', '.join(METHODS)} in params.yaml"
+        )
+    return Calibrator(method).fit(raw, y)
+
+
 def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy")]
 
@@ -85,11 +94,17 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
     estimator = fit(frame, folds, params["train"])
     features = feature_columns(frame)
     label = {**params["label"], "mode": meta["label_mode"]}
-    model = ChurnModel(estimator, features, params["features"], label)
+    valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
+    uncalibrated = ChurnModel(estimator, features, params["features"], label)
+    calibrator = calibrate(
+        params["train"].get("calibration", "platt"),
+        uncalibrated.predict_raw(valid),
+        valid[LABEL].to_numpy(),
+    )
+    model = ChurnModel(estimator, features, params["features"], label, calibrator=calibrator)
     # Typical values (reasons) and bins (drift at scoring) of the training fold, beside the model.
     reference = reference_profile(frame[folds.fold_of(frame["cutoff"]) == "train"], features)
 
-    valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
     valid_metrics = binary_metrics(valid[LABEL].to_numpy(), model.predict_proba(valid))
     # Features are float64 in the signature: counts can be missing when a table is absent.
     example = valid[features].head(5).reset_index(drop=True).astype("float64")
@@ -101,10 +116,11 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         mlflow.log_params(flatten(params))
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
         mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)
+        mlflow.log_dict(calibrator.describe(), "calibration.json")
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
         mlflow.log_dict(reference, REFERENCE_NAME)
         mlflow.log_dict(
-            [asdict(f) | {"expr": None} for f in CATALOG if f.name in features],
+            [f.describe() for f in CATALOG if f.name in features],
             "feature_catalog.json",
         )
         info = mlflow.pyfunc.log_model(
@@ -130,6 +146,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         "features": features,
         "folds": folds.as_dict(),
         "valid": valid_metrics,
+        "calibration": calibrator.describe(),
     }
     with atomic_dir(model_dir) as tmp:
         mlflow.pyfunc.save_model(

@@ -152,15 +152,19 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def features(world: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def features(
+    world: dict[str, pd.DataFrame], engine: str = "join", cutoffs=(CUTOFF,)
+) -> pd.DataFrame:
     con = ibis.duckdb.connect()
     tables = {name: con.create_table(name, typed(frame)) for name, frame in world.items()}
-    spine = eligible_spine(tables, [CUTOFF])
-    out = build_features(tables, spine, CFG).to_pandas()
-    return out.sort_values("account_id").reset_index(drop=True)
+    spine = eligible_spine(tables, list(cutoffs), engine=engine)
+    out = build_features(tables, spine, CFG, engine=engine).to_pandas()
+    return out.sort_values(["cutoff", "account_id"]).reset_index(drop=True)
 
 
-def paired_features(left: dict, right: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def paired_features(
+    left: dict, right: dict, engine: str = "join"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of two worlds from one query (compiling the query is the slow part): the
     worlds are stacked with their ids prefixed, so no row of one can reach the other."""
 
@@ -175,7 +179,7 @@ def paired_features(left: dict, right: dict) -> tuple[pd.DataFrame, pd.DataFrame
         return out
 
     left, right = tag(left, "L|"), tag(right, "R|")
-    both = features({k: pd.concat([left[k], right[k]], ignore_index=True) for k in left})
+    both = features({k: pd.concat([left[k], right[k]], ignore_index=True) for k in left}, engine)
     parts = []
     for prefix in ("L|", "R|"):
         part = both[both.account_id.str.startswith(prefix)].reset_index(drop=True)
@@ -249,7 +253,21 @@ SETTINGS = settings(
 @given(with_later_changes())
 def test_events_on_or_after_the_cutoff_change_nothing(pair):
     world, changed = pair
-    pd.testing.assert_frame_equal(*paired_features(world, changed))
+    pd.testing.assert_frame_equal(*paired_features(world, changed, "join"))
+    pd.testing.assert_frame_equal(*paired_features(world, changed, "window"))
+
+
+# Cutoffs a day apart and a window length apart, where off-by-one-day errors would show.
+SCHEDULE = [day(60), day(120), day(180), CUTOFF, day(182), day(241)]
+
+
+@SETTINGS
+@given(worlds())
+def test_the_schedule_engine_equals_the_per_cutoff_join(world):
+    """Window functions over a whole schedule give what joining each cutoff gives."""
+    pd.testing.assert_frame_equal(
+        features(world, "window", SCHEDULE), features(world, "join", SCHEDULE)
+    )
 
 
 @SETTINGS
