@@ -138,6 +138,7 @@ def validate(
         data,
         policy=policy or settings.get("policy", "fail"),
         end_date=end_date if end_date is not None else settings.get("end_date"),
+        vocabulary=settings.get("vocabulary"),
     )
     if report is not None:
         write_json(result.report(), report)
@@ -262,20 +263,17 @@ def evaluate(
     ),
     params_file: ParamsOpt = None,
 ) -> None:
-    """Out-of-time test metrics (and the oracle's on simulated data), plots, MLflow logging."""
-    from pipeline.evaluate import run
+    """Out-of-time test metrics beside baselines and the oracle, plots, champion/challenger."""
+    from pipeline.evaluate import run, summary
 
     params = _params(params_file)
     truth = params.get("data", {}).get("truth")
-    metrics = run(frame, model, Path(truth) if truth else None, reports, params, repo_root())
-    t = metrics["test"]
-    line = (
-        f"test AUC {t['auc']:.3f}, PR-AUC {t['pr_auc']:.3f}, Brier {t['brier']:.4f} "
-        f"on {t['n']} rows"
+    metrics, decision = run(
+        frame, model, Path(truth) if truth else None, reports, params, repo_root()
     )
-    if "oracle" in metrics:
-        line += f"; oracle AUC {metrics['oracle']['auc']:.3f} ({t['auc_vs_oracle']:.1%} of it)"
-    typer.echo(line + f" -> {reports / 'metrics.json'}")
+    typer.echo(summary(metrics) + f"\n-> {reports / 'metrics.json'}")
+    if decision is not None:
+        typer.echo(decision.message())
 
 
 @app.command()
@@ -339,6 +337,94 @@ def score(
         + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
         + f"; reasons for {meta['rows_with_reasons']} accounts -> {out}"
     )
+
+
+@app.command()
+def report(
+    frame: Annotated[Path, typer.Option(help="training frame folder")] = Path("data/features"),
+    model: Annotated[Path, typer.Option(help="DVC-tracked model folder")] = Path("data/model"),
+    data: Annotated[
+        Path | None, typer.Option(help="clean tables, for account names (optional)")
+    ] = Path("data/clean"),
+    reports: Annotated[Path, typer.Option(help="folder with metrics.json and plots/")] = Path(
+        "reports"
+    ),
+    params_file: ParamsOpt = None,
+) -> None:
+    """Write reports/report.html: metrics, plots, importance, risk, top accounts with reasons."""
+    from pipeline.report import run
+
+    out = run(frame, model, data, reports, _params(params_file), repo_root())
+    typer.echo(f"report -> {out}")
+
+
+@app.command()
+def compare(
+    last: Annotated[int, typer.Option(help="how many recent runs")] = 5,
+    experiment: Annotated[
+        str | None, typer.Option(help="MLflow experiment [default: params mlflow.experiment]")
+    ] = None,
+    params_file: ParamsOpt = None,
+) -> None:
+    """Recent training runs side by side: key metrics and only the params that differ."""
+    from pipeline.compare import compare as compare_runs
+
+    params_path = params_file or default_params_file()
+    params = _params(params_path) if params_file or params_path.is_file() else {}
+    name = experiment or (params.get("mlflow") or {}).get("experiment", "churn")
+    typer.echo(compare_runs(repo_root(), name, last))
+
+
+@app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="the account to explain")],
+    data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="YYYY-MM-DD [default: the day after the data ends]"),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="model URI or folder [default: registry champion, else data/model]"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="PNG chart [default: outputs/explain_ACCOUNT.png]")
+    ] = None,
+    cutoffs: Annotated[int, typer.Option(help="how many cutoffs up to --as-of")] = 6,
+    every: Annotated[
+        int | None, typer.Option(help="days between cutoffs [default: schedule.every_days]")
+    ] = None,
+    params_file: ParamsOpt = None,
+) -> None:
+    """One account's risk over its recent cutoffs with the reasons at each, as a table and a
+    PNG chart: is the relationship improving or deteriorating, and why."""
+    from pipeline import explain as ex
+    from pipeline.featurize import data_end
+    from pipeline.score import Settings, load_scoring_model
+    from pipeline.validate import load
+
+    if cutoffs < 1:
+        raise UserError("--cutoffs must be at least 1")
+    out = out or Path("outputs") / f"explain_{ex.safe_name(account_id)}.png"
+    if out.suffix.lower() != ".png":
+        raise UserError(f"{out}: the chart is a PNG; name it *.png")
+    params = _params(params_file)
+    settings = Settings.from_params(params.get("score") or {})
+    every_days = every or params.get("schedule", {}).get("every_days", 28)
+    if every_days < 1:
+        raise UserError("--every must be at least 1 day")
+    validated = load(data)
+    loaded, reference = load_scoring_model(params, model)
+    when = _date(as_of, "--as-of") or data_end(validated)
+    table, groups = ex.history(
+        validated, loaded, account_id, when, settings, reference, cutoffs, every_days
+    )
+    title = ex.account_title(validated, account_id, loaded)
+    summary = ex.verdict(table, groups)
+    tiers = settings.tiers if settings.tiers_by == "probability" else None
+    ex.chart(title, table, groups, summary, tiers, out)
+    typer.echo(ex.render(account_id, title, table, summary))
+    typer.echo(f"chart -> {out}")
 
 
 @app.command()

@@ -99,6 +99,7 @@ class _Source:
     unreadable: int = 0  # CSV lines DuckDB could not parse
     rules: list[_Rule] = field(default_factory=list)
     row: str = "rowid + 1"  # the 1-based row number in src_<table>
+    vocab: dict[str, str] = field(default_factory=dict)  # the company's value -> ours
 
     def ref(self, column: str) -> str:
         """The source column holding contract column `column`."""
@@ -418,8 +419,12 @@ def _typed_select(src: _Source) -> str:
             values.append(f"CASE WHEN isfinite({cast}) THEN {cast} END AS {val}")
         elif spec.vocabulary and column.name == spec.vocabulary[0]:
             allowed = ", ".join(_lit(v) for v in spec.vocabulary[1])
+            # the company's own values first (validate.vocabulary), then ours, else 'other'
+            own = "".join(
+                f"WHEN lower({txt}) = {_lit(k)} THEN {_lit(v)} " for k, v in src.vocab.items()
+            )
             values.append(
-                f"CASE WHEN {txt} IS NULL THEN NULL WHEN lower({txt}) IN ({allowed}) "
+                f"CASE WHEN {txt} IS NULL THEN NULL {own}WHEN lower({txt}) IN ({allowed}) "
                 f"THEN lower({txt}) ELSE 'other' END AS {val}"
             )
         else:
@@ -701,6 +706,41 @@ def _map_counts(con: duckdb.DuckDBPyConnection, src: _Source, result: Validated)
     )
 
 
+def parse_vocabulary(vocabulary: Any) -> dict[str, dict[str, str]]:
+    """validate.vocabulary checked: {"table.column": {their value: our value}}, lower-cased."""
+    if not vocabulary:
+        return {}
+    columns = {
+        f"{t.name}.{t.vocabulary[0]}": t.vocabulary[1] for t in TABLES.values() if t.vocabulary
+    }
+    if not isinstance(vocabulary, dict):
+        raise UserError(
+            "validate.vocabulary must map 'table.column' to {your value: our value}; "
+            f"got {vocabulary!r}"
+        )
+    out: dict[str, dict[str, str]] = {}
+    for key, pairs in vocabulary.items():
+        if key not in columns:
+            raise UserError(
+                f"validate.vocabulary: {key!r} is not a vocabulary column; "
+                f"use one of {', '.join(sorted(columns))}"
+            )
+        if not pairs:
+            continue
+        if not isinstance(pairs, dict):
+            raise UserError(f"validate.vocabulary.{key} must map your values to ours")
+        ours = columns[key]
+        wrong = {k: v for k, v in pairs.items() if str(v).strip().lower() not in ours}
+        if wrong:
+            k, v = next(iter(wrong.items()))
+            raise UserError(
+                f"validate.vocabulary.{key}: {k!r} maps to {v!r}, which is not one of ours "
+                f"({', '.join(ours)})"
+            )
+        out[key] = {str(k).strip().lower(): str(v).strip().lower() for k, v in pairs.items()}
+    return out
+
+
 def _parse_end_date(end_date: Any) -> dt.date | None:
     """validate.end_date as a date (YAML gives a date, the command line text), or None."""
     if end_date is None or end_date == "":
@@ -790,12 +830,18 @@ def check(
     con: duckdb.DuckDBPyConnection | None = None,
     policy: str = "fail",
     end_date: Any = None,
+    vocabulary: dict[str, dict[str, str]] | None = None,
 ) -> Validated:
-    """Check every table of `data_dir` against the contract; create clean views when it passes."""
+    """Check every table of `data_dir` against the contract; create clean views when it passes.
+
+    `vocabulary` maps a company's own values of a vocabulary column onto ours, per
+    "table.column" (validate.vocabulary in params.yaml).
+    """
     data_dir = Path(data_dir)
     if policy not in POLICIES:
         raise UserError(f"validate.policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     end = _parse_end_date(end_date)
+    own_values = parse_vocabulary(vocabulary)
     if not data_dir.is_dir():
         raise DataError(f"data directory not found: {data_dir}")
     con = con or duckdb.connect()
@@ -821,6 +867,13 @@ def check(
         result.rows[spec.name] = src.rows
         if _usable_source(src, problems, notes):
             _check_types(con, src, problems)
+            if spec.vocabulary:
+                src.vocab = own_values.get(f"{spec.name}.{spec.vocabulary[0]}", {})
+                if src.vocab:
+                    notes.append(
+                        f"{spec.name}.{spec.vocabulary[0]}: mapped by validate.vocabulary: "
+                        + ", ".join(f"{k!r} -> {v!r}" for k, v in src.vocab.items())
+                    )
             sources[spec.name] = src
     accounts = sources.get("accounts")
     has_accounts = accounts is not None and "account_id" in accounts.usable

@@ -106,3 +106,41 @@ def test_cli_failure_keeps_the_previous_output(tmp_path, world):
         churn_cli("validate", "--data", str(raw), "--out", str(out), cwd=tmp_path).returncode == 2
     )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_companys_own_vocabulary_maps_onto_ours(tmp_path, world):
+    """validate.vocabulary: their words for interaction and link types become ours."""
+    world["interactions"]["type"] = ["Beschwerde", "BESCHWERDE", "Preisgespräch", "Planung"]
+    world["links"]["link_type"] = ["EDI-Anbindung", "vmi", "Kundenportal"]
+    folder = write_world(world, tmp_path / "raw")
+    vocabulary = {
+        "interactions.type": {"beschwerde": "complaint", "preisgespräch": "price_negotiation"},
+        "links.link_type": {"edi-anbindung": "edi"},
+    }
+    result = check(folder, vocabulary=vocabulary)
+    assert result.ok, result.summary()
+    write_clean(result, tmp_path / "clean")
+    types = pd.read_parquet(tmp_path / "clean" / "interactions.parquet")["type"].tolist()
+    links = pd.read_parquet(tmp_path / "clean" / "links.parquet")["link_type"].tolist()
+    assert types == ["complaint", "complaint", "price_negotiation", "other"]
+    assert links == ["edi", "vmi", "other"]  # ours pass through; unmapped ones become other
+    assert any("mapped by validate.vocabulary" in n for n in result.notes)
+    assert result.mapped["interactions.type"]["values"] == {"planung": 1}
+    # unmapped, the same data keeps only what is ours
+    plain = check(folder)
+    assert plain.mapped["interactions.type"]["rows"] == 4
+
+
+@pytest.mark.parametrize(
+    "vocabulary, message",
+    [
+        ({"interactions.kind": {"a": "complaint"}}, "'interactions.kind' is not a vocabulary"),
+        ({"interactions.type": {"a": "moan"}}, "'a' maps to 'moan', which is not one of ours"),
+        ({"links.link_type": ["edi"]}, "must map your values to ours"),
+    ],
+)
+def test_a_wrong_vocabulary_mapping_is_a_clear_error(world_dir, vocabulary, message):
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        check(world_dir, vocabulary=vocabulary)
