@@ -1,0 +1,206 @@
+"""One account's churn risk over its recent cutoffs, with the reasons at each: improving or
+deteriorating, and why (`churn explain`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.drift import Reference
+from models.reasons import contributions, group_contributions, reasons
+from models.tracking import LoadedModel
+from pipeline.errors import UserError
+from pipeline.io import atomic_file
+from pipeline.score import (
+    SCORED,
+    TOP,
+    Settings,
+    _status_of_unscored,
+    check_as_of,
+    model_features,
+    predict,
+    risk_tier,
+)
+from pipeline.validate import Validated
+
+STABLE = 0.02  # a change in p_churn smaller than this over the window reads as stable
+
+
+class _OneAccount(Validated):
+    """The clean tables restricted to one account (features are per-account aggregates)."""
+
+    def view(self, table: str) -> str:
+        return f"one_account_{table}"
+
+
+def _one_account(validated: Validated, account_id: str) -> Validated:
+    quoted = "'" + account_id.replace("'", "''") + "'"
+    for table in validated.columns:
+        validated.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW one_account_{table} AS "
+            f"SELECT * FROM {validated.view(table)} WHERE account_id = {quoted}"
+        )
+    fields = {f.name: getattr(validated, f.name) for f in dataclasses.fields(validated)}
+    return _OneAccount(**fields)
+
+
+def cutoffs_before(
+    validated: Validated, as_of: pd.Timestamp, count: int, every_days: int
+) -> list[pd.Timestamp]:
+    """`count` cutoffs `every_days` apart ending at `as_of`, those after the data's start."""
+    start = pd.Timestamp(validated.data_start)
+    dates = [as_of - pd.Timedelta(days=every_days * i) for i in range(count)]
+    return sorted(d for d in dates if d > start)
+
+
+def history(
+    validated: Validated,
+    model: LoadedModel,
+    account_id: str,
+    as_of: pd.Timestamp,
+    settings: Settings,
+    reference: Reference | None,
+    count: int = 6,
+    every_days: int = 28,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per cutoff: p_churn, tier, change, reasons; and the group contributions (log-odds)."""
+    check_as_of(validated, as_of)
+    status = _status_of_unscored(validated, pd.Series([account_id]), as_of).iloc[0]
+    if status == "unknown_account":
+        raise UserError(f"account {account_id!r} is not in the accounts table")
+    one = _one_account(validated, account_id)
+    frames = []
+    for cutoff in cutoffs_before(validated, as_of, count, every_days):
+        feats = model_features(one, model, cutoff)
+        frames.append(feats[feats["account_id"] == account_id])
+    feats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if feats.empty:
+        raise UserError(
+            f"account {account_id!r} has no score in the {count} cutoffs up to {as_of.date()}: "
+            f"its status at {as_of.date()} is {status}"
+        )
+    p = pd.Series(predict(model, feats), index=feats.index)
+    contrib = contributions(model, feats)
+    if reference is not None:
+        typical = reference.typical
+    else:  # medians of every active account at the as-of date, as `churn score` quotes them
+        typical = model_features(validated, model, as_of).median(numeric_only=True).to_dict()
+    words = reasons(
+        model, feats, top=TOP, typical=typical, contrib=contrib,
+        min_contribution=settings.min_contribution,
+    )  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(feats["cutoff"]).dt.date.astype(str),
+            "p_churn": p,
+            "risk_tier": risk_tier(p, settings.tiers)
+            if settings.tiers_by == "probability"
+            else pd.NA,
+            "p_churn_change": p.diff().round(6),
+        }
+    ).join(words)
+    table["action"] = table["lead_group"].map(settings.playbook)
+    table["status"] = SCORED
+    groups = group_contributions(contrib)
+    groups.index = table["as_of"]
+    return table.reset_index(drop=True), groups
+
+
+def verdict(table: pd.DataFrame, groups: pd.DataFrame) -> str:
+    """Improving, deteriorating or stable over the window, and the groups that moved it."""
+    first, last = table.iloc[0], table.iloc[-1]
+    change = last["p_churn"] - first["p_churn"]
+    if len(table) < 2:
+        return f"one cutoff only ({last['as_of']}): p_churn {last['p_churn']:.2f}"
+    span = f"{first['p_churn']:.2f} -> {last['p_churn']:.2f} since {first['as_of']}"
+    moved = groups.iloc[-1] - groups.iloc[0]
+    if abs(change) < STABLE:
+        return f"stable: p_churn {span}"
+    trend = "deteriorating" if change > 0 else "improving"
+    drivers = moved.sort_values(ascending=change < 0)
+    drivers = drivers[np.sign(drivers) == np.sign(change)].head(2)
+    why = ", ".join(f"{g} ({v:+.2f} log-odds)" for g, v in drivers.items())
+    return f"{trend}: p_churn {span}" + (f", mostly from {why}" if why else "")
+
+
+def render(account: str, title: str, table: pd.DataFrame, summary: str) -> str:
+    """The terminal table: one line per cutoff with its leading reason, then the latest reasons."""
+    lines = [title, ""]
+    header = f"{'as of':<11} {'p_churn':>7} {'tier':<7} {'change':>7}  reasons (groups)"
+    lines.append(header)
+    for row in table.itertuples():
+        change = "" if pd.isna(row.p_churn_change) else f"{row.p_churn_change:+.3f}"
+        tier = "" if pd.isna(row.risk_tier) else row.risk_tier
+        lines.append(
+            f"{row.as_of:<11} {row.p_churn:>7.3f} {tier:<7} {change:>7}  "
+            f"{row.reason_groups or '(nothing raises the risk)'}"
+        )
+    last = table.iloc[-1]
+    lines += ["", summary, f"reasons at {last['as_of']}:"]
+    lines += [f"  {i}. {last[f'reason_{i}']}" for i in range(1, TOP + 1) if last[f"reason_{i}"]]
+    if isinstance(last["action"], str):
+        lines.append(f"action: {last['action']}")
+    return "\n".join(lines)
+
+
+def chart(
+    title: str,
+    table: pd.DataFrame,
+    groups: pd.DataFrame,
+    summary: str,
+    tiers: dict[str, float] | None,
+    out: Path,
+) -> None:
+    """PNG: p_churn over the cutoffs (tier bounds dashed) above each group's contribution."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dates = pd.to_datetime(table["as_of"])
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]}
+    )
+    top.plot(dates, table["p_churn"], marker="o", color="black", label="p_churn")
+    for name, lower in (tiers or {}).items():
+        if lower > 0:
+            top.axhline(lower, ls="--", lw=0.8, color="grey")
+            top.text(dates.iloc[0], lower, f" {name}", va="bottom", fontsize=8, color="grey")
+    top.set_ylim(0, max(0.05, float(table["p_churn"].max()) * 1.25, *(tiers or {0: 0}).values()))
+    top.set_ylabel("probability of churn", fontsize=9)
+    top.set_title(f"{title}\n{summary}", fontsize=9, loc="left")
+    for group in groups.columns:
+        bottom.plot(dates, groups[group].to_numpy(), marker="o", label=group)
+    bottom.axhline(0, color="black", lw=0.8)
+    bottom.set_ylabel("contribution (log-odds):\nabove 0 raises the risk", fontsize=9)
+    bottom.set_xticks(dates, table["as_of"], rotation=30, ha="right", fontsize=8)
+    bottom.legend(fontsize=8, ncol=3, loc="best")
+    fig.tight_layout()
+    with atomic_file(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def safe_name(account_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", account_id)[:80] or "account"
+
+
+def account_title(validated: Validated, account_id: str, model: LoadedModel) -> str:
+    """'A004517 Apex Components 21 (food, north), model churn-risk/1'."""
+    present = validated.columns["accounts"]
+    cols = [c for c in ("name", "segment", "region") if c in present]
+    parts: dict[str, Any] = {}
+    if cols:
+        row = validated.con.execute(
+            f"SELECT {', '.join(cols)} FROM {validated.view('accounts')} WHERE account_id = ?",
+            [account_id],
+        ).fetchone()
+        parts = dict(zip(cols, row, strict=True)) if row else {}
+    where = ", ".join(str(parts[c]) for c in ("segment", "region") if parts.get(c))
+    name = f" {parts['name']}" if parts.get("name") else ""
+    return f"{account_id}{name}" + (f" ({where})" if where else "") + f", model {model.version}"
