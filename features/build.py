@@ -141,7 +141,9 @@ def _join_engine(
     for name, agg in aggs.items():
         where = ibis.literal(True) if static else _in_window(joined._age, agg, cfg)
         values[name] = _aggregate(joined, agg, cfg, where)
-    return joined.group_by(account_id="_aid", cutoff="_cut").aggregate(**values)
+    unique, alias = _unique(values)
+    out = joined.group_by(account_id="_aid", cutoff="_cut").aggregate(**unique)
+    return out.select(*KEYS, **{name: out[alias[name]] for name in values})
 
 
 def _window_engine(
@@ -173,8 +175,16 @@ def _window_engine(
             range=(None if hi is None else -hi, -(lo + 1)),
         )
         values[name] = _aggregate(line, agg, cfg, ~line._mark).over(frame)
-    out = line.mutate(**values)
-    return out.filter(out._mark).select(*KEYS, *values)
+    unique, alias = _unique(values)
+    out = line.mutate(**unique)
+    return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
+
+
+def _unique(values: dict[str, ir.Value]) -> tuple[dict[str, ir.Value], dict[str, str]]:
+    """Compute an aggregate that several features share once: (unique ones, name -> unique)."""
+    first: dict[ops.Node, str] = {}
+    alias = {name: first.setdefault(expr.op(), name) for name, expr in values.items()}
+    return {name: values[name] for name in first.values()}, alias
 
 
 def eligible_spine(
