@@ -186,6 +186,7 @@ def featurize(
     cfg = FeatureConfig.from_params(params.get("features", {}))
     label = fz.LabelSpec.from_params(params.get("label", {}))
     groups = params.get("features", {}).get("groups") or fz.GROUPS
+    spec = fz.EngineSpec.from_params(params.get("features", {}))
     cutoff = _date(as_of, "--as-of")
     if cutoff is not None:
         check_table_suffix(out)
@@ -193,7 +194,7 @@ def featurize(
         from pipeline.score import check_as_of
 
         check_as_of(validated, cutoff)
-        frame = fz.features_at(validated, cutoff, cfg, label, groups)
+        frame = fz.features_at(validated, cutoff, cfg, label, groups, spec)
         write_table(frame, out)
         typer.echo(
             f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
@@ -211,7 +212,7 @@ def featurize(
         end=sched.get("end"),
     )
     started = time.perf_counter()
-    frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups)
+    frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups, spec)
     from pipeline.io import atomic_dir
 
     with atomic_dir(out) as tmp:

@@ -60,11 +60,34 @@ class LabelSpec:
         return self.lead_days + self.horizon_days
 
 
-def ibis_tables(validated: Validated) -> dict[str, ir.Table]:
+@dataclass(frozen=True)
+class EngineSpec:
+    """How features are computed (params.yaml `features`: engine, threads, memory_limit)."""
+
+    engine: str = "auto"  # auto (join for one cutoff, window for a schedule), join or window
+    # One thread by default: multi-threaded aggregation adds floats in a varying order, and
+    # feature tables are byte-identical from run to run only on one thread.
+    threads: int = 1
+    memory_limit: str | None = None  # DuckDB's, e.g. "4GB": larger work spills to disk
+
+    @classmethod
+    def from_params(cls, params: dict) -> EngineSpec:
+        spec = cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
+        choose_engine(spec.engine, 1)  # a clear error for an unknown engine
+        if not isinstance(spec.threads, int) or spec.threads < 1:
+            raise UserError(f"features.threads must be a whole number >= 1; got {spec.threads!r}")
+        return spec
+
+
+def ibis_tables(validated: Validated, spec: EngineSpec | None = None) -> dict[str, ir.Table]:
     """The clean tables as Ibis tables on the validation's DuckDB connection."""
-    # One thread: multi-threaded aggregation adds floats in a varying order, and feature
-    # tables must be byte-identical from run to run (no slower at the default world's size).
-    validated.con.execute("SET threads = 1")
+    spec = spec or EngineSpec()
+    validated.con.execute(f"SET threads = {int(spec.threads)}")
+    if spec.memory_limit:
+        try:
+            validated.con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+        except Exception as exc:  # DuckDB's message names the accepted units
+            raise UserError(f"features.memory_limit {spec.memory_limit!r}: {exc}") from exc
     con = ibis.duckdb.from_connection(validated.con)
     return {name: con.table(validated.view(name)) for name in validated.columns}
 
@@ -151,12 +174,13 @@ def features_at(
     cfg: FeatureConfig,
     label: LabelSpec,
     groups: Sequence[str] = GROUPS,
-    engine: str = "auto",
+    spec: EngineSpec | None = None,
 ) -> pd.DataFrame:
     """One row of features per account eligible at `as_of` (no labels)."""
-    tables = ibis_tables(validated)
+    spec = spec or EngineSpec()
+    tables = ibis_tables(validated, spec)
     mode = label.resolve(tables)
-    engine = choose_engine(engine, 1)
+    engine = choose_engine(spec.engine, 1)
     spine = spine_for(tables, [as_of], mode, label, engine)
     return _to_pandas(build_features(tables, spine, cfg, groups, engine))
 
@@ -167,12 +191,13 @@ def training_frame(
     cfg: FeatureConfig,
     label: LabelSpec,
     groups: Sequence[str] = GROUPS,
-    engine: str = "auto",
+    spec: EngineSpec | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Features and labels for every eligible (account, cutoff); returns (frame, label mode)."""
-    tables = ibis_tables(validated)
+    spec = spec or EngineSpec()
+    tables = ibis_tables(validated, spec)
     mode = label.resolve(tables)
-    engine = choose_engine(engine, len(cutoffs))
+    engine = choose_engine(spec.engine, len(cutoffs))
     log.info(
         "building the training frame: %d cutoffs %s to %s, label %s, %s engine",
         len(cutoffs),

@@ -9,7 +9,7 @@ import pytest
 
 from features import FeatureConfig
 from features.catalog import CATALOG, GROUPS
-from pipeline.featurize import LabelSpec, features_at, training_frame
+from pipeline.featurize import EngineSpec, LabelSpec, features_at, training_frame
 from pipeline.validate import load
 from tests.conftest import T, write_world
 
@@ -199,12 +199,13 @@ def test_an_event_before_the_cutoff_does_change_features(tmp_path, world):
 
 
 def test_schedule_equals_one_cutoff_at_a_time(world_dir):
+    """The whole schedule in one pass (window engine) equals each cutoff on its own (join)."""
     validated = load(world_dir)
-    cutoffs = [T("2023-02-01"), T("2023-03-01"), T("2023-04-01")]
-    frame, mode = training_frame(validated, cutoffs, CFG, LABEL)
+    cutoffs = [T("2023-02-01"), T("2023-03-01"), T("2023-03-02"), T("2023-04-01")]
+    frame, mode = training_frame(validated, cutoffs, CFG, LABEL, spec=EngineSpec("window"))
     assert mode == "explicit"
     for cutoff in cutoffs:
-        one = features_at(validated, cutoff, CFG, LABEL)
+        one = features_at(validated, cutoff, CFG, LABEL, spec=EngineSpec("join"))
         part = frame[frame.cutoff == cutoff].drop(columns="label").reset_index(drop=True)
         pd.testing.assert_frame_equal(part, one)
 
