@@ -157,7 +157,8 @@ def _fmt(unit: str, value: float, own: bool) -> str:
     if unit == "share":
         return f"{value:.0%}"
     if unit == "log ratio":
-        return f"{np.expm1(value):+.0%}"
+        text = f"{np.expm1(value):+.0%}"
+        return "0%" if text in ("+0%", "-0%") else text
     if unit == "ratio":
         return f"{value:.2f}"
     if unit == "currency":

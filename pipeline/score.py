@@ -321,7 +321,7 @@ def score_features(
     predicted = time.perf_counter()
     wanted = out["risk_tier"].isin(settings.reason_tiers).to_numpy()
     if only is not None:
-        wanted &= np.asarray(only, dtype=bool)
+        wanted = wanted & np.asarray(only, dtype=bool)
     explained = explain_rows(model, feats[wanted], settings, _typical(reference, feats), progress)
     out = out.join(explained)
     explained_at = time.perf_counter()

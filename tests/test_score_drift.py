@@ -1,0 +1,120 @@
+"""Drift at scoring: population stability index per feature against the training reference,
+a warning that names the drifted features, and the figures in the metadata."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+
+from features import FeatureConfig
+from models.drift import (
+    REFERENCE_NAME,
+    Reference,
+    drift_report,
+    drift_warning,
+    psi,
+    reference_profile,
+)
+from pipeline.featurize import LabelSpec, features_at
+from pipeline.validate import load
+from tests import test_badinput_score as base
+from tests.test_score_output import params_file
+
+project, env = base.project, base.env
+
+
+def sample(n: int = 5000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "tenure_days": rng.gamma(3, 300, n),
+            "orders_recent": rng.poisson(3, n).astype(float),
+            "days_since_last_complaint": np.where(rng.random(n) < 0.3, np.nan, rng.gamma(2, 50, n)),
+        }
+    )
+
+
+FEATURES = ["tenure_days", "orders_recent", "days_since_last_complaint"]
+
+
+def test_same_distribution_is_stable_and_a_shift_is_flagged():
+    reference = Reference(reference_profile(sample(seed=0), FEATURES), "test")
+    same = drift_report(sample(seed=1), reference)
+    assert same["checked"] and same["drifted"] == []
+    assert max(same["psi"].values()) < 0.05
+
+    shifted = sample(seed=2)
+    shifted["tenure_days"] += 600  # a year and a half older on average
+    shifted.loc[shifted.index[:2500], "days_since_last_complaint"] = np.nan  # 65% unknown
+    report = drift_report(shifted, reference)
+    assert report["drifted"] == sorted(
+        ["tenure_days", "days_since_last_complaint"], key=lambda f: -report["psi"][f]
+    )
+    assert report["psi"]["orders_recent"] < 0.05
+    warning = drift_warning(report)
+    assert warning.startswith("2 feature(s) drifted from the training data (PSI >= 0.25): ")
+    assert "tenure_days (PSI " in warning and "orders_recent" not in warning
+
+
+def test_counts_with_few_values_get_their_own_bins():
+    profile = reference_profile(sample(), FEATURES)
+    spec = profile["features"]["orders_recent"]
+    assert spec["edges"] == sorted(set(spec["edges"])) and len(spec["edges"]) >= 4
+    assert abs(sum(spec["expected"]) - 1) < 1e-6
+    assert profile["features"]["days_since_last_complaint"]["expected"][0] > 0.25  # missing
+    assert profile["features"]["tenure_days"]["typical"] == sample()["tenure_days"].median()
+    more = sample().assign(orders_recent=lambda f: f["orders_recent"] + 3)
+    assert psi(more, profile)["orders_recent"] > 1
+
+
+def test_too_few_accounts_or_no_reference_is_not_measured():
+    reference = Reference(reference_profile(sample(), FEATURES), "test")
+    few = drift_report(sample(n=50), reference, min_rows=200)
+    assert few["checked"] is False and "fewer than 200" in few["note"]
+    none = drift_report(sample(), None)
+    assert none["checked"] is False and drift_warning(none) is None
+
+
+def score_with_reference(env, tmp_path, shift, model_arg: str):
+    """Score the tiny world with a copy of its model whose reference is `shift(features)`."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(env / "data" / "model", model_dir)
+    feats = features_at(
+        load(env / "clean"), pd.Timestamp("2023-03-21"), FeatureConfig(), LabelSpec()
+    )
+    names = [c for c in feats.columns if c not in ("account_id", "cutoff")]
+    (model_dir / REFERENCE_NAME).write_text(json.dumps(reference_profile(shift(feats), names)))
+    params = params_file(tmp_path, drift={"psi_threshold": 0.25, "min_rows": 1})
+    code, output, out = base.score(
+        env, "--all-active", "--model", str(model_dir / model_arg), "--params", str(params)
+    )
+    assert code == 0, output
+    return output, json.loads(out.with_name("scores.meta.json").read_text()), model_dir
+
+
+def younger(feats: pd.DataFrame) -> pd.DataFrame:
+    """A world two years younger: tenure and order history much shorter."""
+    out = pd.concat([feats] * 100, ignore_index=True)
+    rng = np.random.default_rng(0)
+    for column in ("tenure_days", "days_since_first_order"):
+        out[column] = rng.uniform(0, 30, len(out))
+    return out
+
+
+def test_scoring_a_shifted_world_warns_and_records_drift(env, tmp_path):
+    output, meta, model_dir = score_with_reference(env, tmp_path, younger, "mlflow")
+    assert "warning: " in output and "drifted from the training data" in output
+    assert "tenure_days (PSI " in output and "days_since_first_order (PSI " in output
+    assert meta["drift"]["checked"] is True
+    assert {"tenure_days", "days_since_first_order"} <= set(meta["drift"]["drifted"])
+    assert meta["drift"]["reference"] == str(model_dir / REFERENCE_NAME)
+    assert meta["typical_values"] == "training fold medians"
+
+
+def test_no_warning_without_drift(env, tmp_path):
+    output, meta, _ = score_with_reference(env, tmp_path, lambda f: f, ".")
+    assert "drifted" not in output
+    assert meta["drift"]["checked"] is True and meta["drift"]["drifted"] == []
