@@ -175,10 +175,12 @@ def features_at(
     label: LabelSpec,
     groups: Sequence[str] = GROUPS,
     spec: EngineSpec | None = None,
+    tables: dict[str, ir.Table] | None = None,
 ) -> pd.DataFrame:
-    """One row of features per account eligible at `as_of` (no labels)."""
+    """One row of features per account eligible at `as_of` (no labels); `tables` are the
+    validated tables on another Ibis backend (pipeline/spark.py), else on DuckDB."""
     spec = spec or EngineSpec()
-    tables = ibis_tables(validated, spec)
+    tables = tables if tables is not None else ibis_tables(validated, spec)
     mode = label.resolve(tables)
     engine = choose_engine(spec.engine, 1)
     spine = spine_for(tables, [as_of], mode, label, engine)
@@ -192,10 +194,12 @@ def training_frame(
     label: LabelSpec,
     groups: Sequence[str] = GROUPS,
     spec: EngineSpec | None = None,
+    tables: dict[str, ir.Table] | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Features and labels for every eligible (account, cutoff); returns (frame, label mode)."""
+    """Features and labels for every eligible (account, cutoff); returns (frame, label mode).
+    `tables`: as for features_at."""
     spec = spec or EngineSpec()
-    tables = ibis_tables(validated, spec)
+    tables = tables if tables is not None else ibis_tables(validated, spec)
     mode = label.resolve(tables)
     engine = choose_engine(spec.engine, len(cutoffs))
     log.info(
