@@ -36,6 +36,14 @@ def render_markdown() -> str:
         "and the account had no such event. A feature whose table or column is missing from the "
         "data is left out, and the validation report says so.",
         "",
+        "Each feature is declared in `features/` as a few aggregates over an account's events "
+        "of one stream (orders by order date, orders by promised date, interactions, ...) in a "
+        "window of whole days before the cutoff, and how they combine. The same declaration "
+        "runs two ways (`features.engine`): `join` joins the events to each cutoff (fastest for "
+        "one cutoff, as in scoring); `window` evaluates a whole snapshot schedule in one sorted "
+        "pass over each stream with RANGE window frames (training). Tests check that both give "
+        "the same values at every cutoff.",
+        "",
         "| group | features |",
         "|---|---|",
     ]
