@@ -222,55 +222,71 @@ def _kernel(
     for t in range(n_trees):
         max_nodes = max(max_nodes, node_start[t + 1] - node_start[t])
     k_max = weights.shape[0]
+    n_features = out.shape[1]
     n_blocks = (x.shape[0] + BLOCK - 1) // BLOCK
     for block in numba.prange(n_blocks):
         r0 = block * BLOCK
-        r1 = min(r0 + BLOCK, x.shape[0])
-        goes_left = np.empty((BLOCK, max_nodes), np.int8)
+        size = min(r0 + BLOCK, x.shape[0]) - r0
+        # feature-major copies of the block, so that the loops over rows vectorise
+        xb = np.empty((x.shape[1], BLOCK))
+        for r in range(size):
+            for f in range(x.shape[1]):
+                xb[f, r] = x[r0 + r, f]
+        acc = np.zeros((n_features, BLOCK))
+        goes_left = np.empty((max_nodes, BLOCK), np.int8)
+        pattern = np.empty(BLOCK, np.int64)
         follow = np.empty(k_max, np.int8)
         q = np.empty(k_max + 1)
         contrib = np.empty(k_max)
         for t in range(n_trees):
             n0 = node_start[t]
-            for r in range(r0, r1):
-                for n in range(node_start[t + 1] - n0):
-                    v = x[r, feature[n0 + n]]
-                    m = missing[n0 + n]
+            for n in range(node_start[t + 1] - n0):
+                f, m, cut = feature[n0 + n], missing[n0 + n], threshold[n0 + n]
+                default = 1 if default_left[n0 + n] else 0
+                for r in range(size):
+                    v = xb[f, r]
                     if np.isnan(v) and m != 2:
                         v = 0.0
                     if (m == 1 and abs(v) <= ZERO) or (m == 2 and np.isnan(v)):
-                        goes_left[r - r0, n] = 1 if default_left[n0 + n] else 0
+                        goes_left[n, r] = default
                     else:
-                        goes_left[r - r0, n] = 1 if v <= threshold[n0 + n] else 0
+                        goes_left[n, r] = 1 if v <= cut else 0
             for leaf in range(leaf_start[t], leaf_start[t + 1]):
                 s0, k = slot_start[leaf], slot_start[leaf + 1] - slot_start[leaf]
                 if k == 0:
                     continue
                 p0, p1 = path_start[leaf], path_start[leaf + 1]
-                tabled = table_start[leaf + 1] > table_start[leaf]
+                if table_start[leaf + 1] > table_start[leaf]:  # looked up
+                    full = (1 << k) - 1
+                    for r in range(size):
+                        pattern[r] = full
+                    for p in range(p0, p1):
+                        node, want, bit = path_node[p], path_left[p], 1 << path_slot[p]
+                        for r in range(size):
+                            if goes_left[node, r] != want:
+                                pattern[r] &= ~bit
+                    base = table_start[leaf]
+                    for j in range(k):
+                        row = acc[slot_feature[s0 + j]]
+                        for r in range(size):
+                            row[r] += table[base + pattern[r] * k + j]
+                    continue
                 zero = slot_zero[s0 : s0 + k]
-                for r in range(r0, r1):
-                    decided = goes_left[r - r0]
-                    if tabled:  # looked up
-                        pattern = (1 << k) - 1
-                        for p in range(p0, p1):
-                            if decided[path_node[p]] != path_left[p]:
-                                pattern &= ~(1 << path_slot[p])
-                        base = table_start[leaf] + pattern * k
-                        for j in range(k):
-                            out[r, slot_feature[s0 + j]] += table[base + j]
-                        continue
+                for r in range(size):
                     for j in range(k):
                         follow[j] = 1
                     for p in range(p0, p1):
-                        if decided[path_node[p]] != path_left[p]:
+                        if goes_left[path_node[p], r] != path_left[p]:
                             follow[path_slot[p]] = 0
                     _leaf(k, follow, zero, weights, leaf_value[leaf], q, contrib)
                     for j in range(k):
-                        out[r, slot_feature[s0 + j]] += contrib[j]
+                        acc[slot_feature[s0 + j], r] += contrib[j]
+        for r in range(size):
+            for f in range(n_features):
+                out[r0 + r, f] = acc[f, r]
 
 
-TABLE_MAX_SLOTS = 12  # leaves with up to this many distinct features get a lookup table
+TABLE_MAX_SLOTS = 16  # leaves with up to this many distinct features get a lookup table
 TABLE_MAX_BYTES = 256_000_000  # fewer leaves get one when the tables would take more
 
 
