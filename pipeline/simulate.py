@@ -150,6 +150,8 @@ _TYPE_BY_DEPT = np.stack(
         ),
     ]
 )
+_DEPT_CUM = np.cumsum(_DEPT_BY_TYPE, axis=1)
+_TYPE_CUM = np.cumsum(_TYPE_BY_DEPT, axis=2)
 _ENG_DEPT_P = _table({"x": {"engineering": 0.55, "manufacturing": 0.45}}, DEPARTMENTS)[0]
 _OTH_DEPT_P = _table(
     {"x": {"sales": 0.5, "service": 0.2, "quality": 0.1, "management": 0.12, "finance": 0.08}},
@@ -186,7 +188,7 @@ class SimConfig:
     lead_days: int = 0  # label window is [c + lead_days, c + lead_days + horizon_days)
     horizon_days: int = 90
     truth_every_days: int = 7  # truth cutoffs: start + k*truth_every_days (a multiple of 7)
-    mc_samples: int = 64  # Monte Carlo replicates per account for the truth
+    mc_samples: int = 64  # Monte Carlo replicates per account for the truth; 0 = no truth
 
     def __post_init__(self) -> None:
         """Reject settings the simulator cannot honour."""
@@ -197,8 +199,8 @@ class SimConfig:
                 f"SimConfig.truth_every_days={self.truth_every_days}: must be a positive "
                 "multiple of 7 (the simulation clock is weekly)"
             )
-        if self.lead_days < 0 or self.horizon_days < 1 or self.mc_samples < 1:
-            raise ValueError("SimConfig: need lead_days >= 0, horizon_days >= 1, mc_samples >= 1")
+        if self.lead_days < 0 or self.horizon_days < 1 or self.mc_samples < 0:
+            raise ValueError("SimConfig: need lead_days >= 0, horizon_days >= 1, mc_samples >= 0")
         pd.Timestamp(self.start)  # raises on a malformed date
 
 
@@ -483,11 +485,34 @@ def _gumbel_argmax(rng: np.random.Generator, logw: np.ndarray) -> np.ndarray:
     return np.argmax(logw + rng.gumbel(size=logw.shape), axis=1)
 
 
-def _choice_rows(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
-    """One draw per row from row-stochastic probabilities p (n, k)."""
-    cum = np.cumsum(p, axis=1)
-    u = rng.random(p.shape[0])[:, None] * cum[:, -1:]
-    return np.minimum((cum <= u).sum(1), p.shape[1] - 1)
+def _cum_rows(w: np.ndarray) -> np.ndarray:
+    """Row-cumulative probabilities of non-negative weights (n, k); the last column is 1."""
+    cum = np.cumsum(w, axis=1)
+    return cum / cum[:, -1:]  # x / x is exactly 1: zero-weight trailing columns stay at 1
+
+
+def _draw_cum(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
+    """One draw per row from row-cumulative probabilities that end at 1 (see _cum_rows)."""
+    u = rng.random(cum.shape[0], dtype=F32)[:, None]
+    return np.minimum((cum <= u).sum(1), cum.shape[1] - 1)
+
+
+# cumulative channel probabilities for each set of direct links (bit j: link j is active)
+_CHANNEL_CUM = _cum_rows(
+    _CHANNEL_W
+    * np.hstack(
+        [
+            (np.arange(1 << N_DIRECT)[:, None] >> np.arange(N_DIRECT)) & 1,
+            np.ones((1 << N_DIRECT, len(CHANNELS) - N_DIRECT)),
+        ]
+    )
+).astype(F32)
+
+
+def _choice_rows(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
+    """One draw per row from row-cumulative probabilities cum (n, k) (np.cumsum(p, axis=1))."""
+    u = rng.random(cum.shape[0])[:, None] * cum[:, -1:]
+    return np.minimum((cum <= u).sum(1), cum.shape[1] - 1)
 
 
 def _choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
@@ -500,19 +525,41 @@ def _weekday(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.searchsorted(_WEEKDAY_CDF / _WEEKDAY_CDF[-1], rng.random(n), side="right")
 
 
+_DIGITS4 = np.array([list(f"{k:04d}".encode()) for k in range(10_000)], np.uint8)
+
+
+def _id_chars(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """ASCII rows like b"A000001": prefix, then each number zero-padded to width digits."""
+    p = len(prefix)
+    out = np.empty((numbers.size, p + width), np.uint8)
+    out[:, :p] = np.frombuffer(prefix.encode(), np.uint8)
+    rest, col = np.asarray(numbers, np.int64), p + width
+    while col > p:  # up to four digits at a time, from the right
+        k = min(4, col - p)
+        rest, low = np.divmod(rest, 10**k)
+        out[:, col - k : col] = _DIGITS4[low][:, 4 - k :]
+        col -= k
+    return out
+
+
+def _strings(chars: np.ndarray) -> pd.Series:
+    """String column from an (m, w) matrix of ASCII rows (arrow buffers, no Python objects)."""
+    m, w = chars.shape
+    offsets = np.arange(0, (m + 1) * w, w, dtype=np.int64)
+    data = np.ascontiguousarray(chars).ravel()
+    arr = pa.LargeStringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pd.Series(arr, dtype="str")
+
+
 def _ids(prefix: str, first: int, stop: int, width: int) -> pd.Series:
     """Sequential ids like A000001 for the numbers first..stop-1 (zero-padded to width)."""
-    digits = pa.array(np.arange(first, stop, dtype=np.int64)).cast(pa.string())
-    return pd.Series(
-        pc.binary_join_element_wise(prefix, pc.utf8_lpad(digits, width, "0"), ""), dtype="str"
-    )
+    return _strings(_id_chars(prefix, np.arange(first, stop, dtype=np.int64), width))
 
 
 def _labels(codes: np.ndarray, names: tuple[str, ...] | np.ndarray | pd.Series) -> pd.Series:
     """Strings from integer codes."""
-    dictionary = pa.array(np.asarray(names, dtype=object), type=pa.string())
-    decoded = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), dictionary)
-    return pd.Series(decoded.cast(pa.string()), dtype="str")
+    dictionary = pa.array(np.asarray(names, dtype=object), type=pa.large_string())
+    return pd.Series(dictionary.take(pa.array(codes, type=pa.int32())), dtype="str")
 
 
 class _World:
@@ -621,8 +668,7 @@ class _World:
         k_lines = 1 + rng.binomial(5, 0.3, n)
         w = rng.gamma(1.0, 1.0, (n, len(PRODUCT_LINES)))
         rank = np.argsort(np.argsort(-rng.random((n, len(PRODUCT_LINES))), axis=1), axis=1)
-        with np.errstate(divide="ignore"):
-            self.line_logw = np.where(rank < k_lines[:, None], np.log(w), -np.inf)
+        self.line_cum = _cum_rows(np.where(rank < k_lines[:, None], w, 0.0)).astype(F32)
         share = rng.uniform(0.3, 0.85, n)  # supplier's share of the wallet at full health
         yearly = 52.0 * self.p["olam"] * self.val
         self.wallet = np.round(yearly / share * rng.lognormal(0, 0.15, n), -2)
@@ -649,6 +695,8 @@ class _World:
         """Advance the world week by week, emitting events and computing the truth."""
         cfg = self.cfg
         n_cut = (self.end_day - cfg.lead_days - cfg.horizon_days) // cfg.truth_every_days + 1
+        if cfg.mc_samples == 0:  # no ground truth (benchmarks): the tables are the same
+            n_cut = 0
         cut_weeks = {k * cfg.truth_every_days // 7: k for k in range(max(n_cut, 0))}
         arrival_week = np.where(self.pre, -1, self.since // 7)
         alive = self.pre.copy()
@@ -826,13 +874,12 @@ class _World:
         acc = idx[loc]
         amount = self.val[acc] * _value_mult(h0[loc]) * rng.lognormal(-0.18, 0.6, acc.size)
         amount = np.maximum(np.round(amount, 2), 1.0)
-        line = _gumbel_argmax(rng, self.line_logw[acc])
+        line = _draw_cum(rng, self.line_cum[acc])
         qty = np.maximum(
             1, np.round(amount / (_UNIT_PRICE[line] * rng.lognormal(0, 0.3, acc.size)))
         ).astype(np.int64)
-        ok = np.ones((acc.size, len(CHANNELS)), bool)
-        ok[:, :N_DIRECT] = links[loc, :N_DIRECT]
-        channel = _gumbel_argmax(rng, np.where(ok, np.log(_CHANNEL_W), -np.inf))
+        direct = links[:, :N_DIRECT] @ (1 << np.arange(N_DIRECT))  # which direct links
+        channel = _draw_cum(rng, _CHANNEL_CUM[direct[loc]])
         self.orders.append(
             _compact(
                 {
@@ -846,6 +893,7 @@ class _World:
                     "delivered": delivered,
                 },
                 _ORDERS,
+                key=day,
             )
         )
 
@@ -883,7 +931,7 @@ class _World:
         c_type = np.array([k for k, _ in kinds])[kind]
         meet = c_type < 0
         c_type[meet] = self._meeting_types(tau[c_loc[meet]])
-        c_dept = _choice_rows(rng, _DEPT_BY_TYPE[c_type])
+        c_dept = _choice_rows(rng, _DEPT_CUM[c_type])
         # supplier touches from the latent step, by department
         n_e, n_o = out.te.astype(np.int64), out.to.astype(np.int64)
         s_loc = np.concatenate([np.repeat(np.arange(n), n_e), np.repeat(np.arange(n), n_o)])
@@ -894,7 +942,7 @@ class _World:
         p_tr = self._p_transactional(tau[s_loc])
         ru = rng.random(s_loc.size)
         cat = np.where(ru < 0.2, 0, np.where(ru < 0.2 + 0.8 * p_tr, 1, 2))
-        s_type = _choice_rows(rng, _TYPE_BY_DEPT[cat, s_dept])
+        s_type = _choice_rows(rng, _TYPE_CUM[cat, s_dept])
         # installation visits for new physical links
         i_loc, inst_day = installs
         i_type = np.full(i_loc.size, _T["installation"])
@@ -939,6 +987,7 @@ class _World:
                     "resolved": resolved,
                 },
                 _INTER,
+                key=sec,
             )
         )
 
@@ -969,8 +1018,8 @@ class _World:
         cfg = self.cfg
         base = np.datetime64(pd.Timestamp(cfg.start).date(), "s")
         n = cfg.n_accounts
-        acc_ids = _ids("A", 1, n + 1, max(6, len(str(n))))
-        acc_cat = acc_ids.to_numpy()
+        acc_chars = _id_chars("A", np.arange(1, n + 1), max(6, len(str(n))))
+        acc_ids = _strings(acc_chars)
 
         def dates(days: np.ndarray, unit: int = 86400) -> pd.Series:
             """Datetimes from day (or second) offsets; NEVER becomes NaT."""
@@ -981,7 +1030,7 @@ class _World:
 
         def account_col(acc: np.ndarray) -> pd.Series:
             """account_id strings for account indices."""
-            return _labels(acc, acc_cat)
+            return _strings(acc_chars[acc])
 
         churn_day = np.full(n, NEVER, np.int64)
         ch = _cat(self.churn, _CHURN)
@@ -1014,7 +1063,6 @@ class _World:
 
         o, self.orders = _cat(self.orders, _ORDERS), []
         o["delivered"] = np.where(o["delivered"] >= limit[o["acc"]], NEVER, o["delivered"])
-        o = _sorted(o, o["day"])
         m = o["day"].size
         for a, b in _chunks(m, chunk_rows):
             yield (
@@ -1037,20 +1085,20 @@ class _World:
 
         i, self.inter = _cat(self.inter, _INTER), []
         i["resolved"] = np.where(i["resolved"] >= limit[i["acc"]] * 86400, NEVER, i["resolved"])
-        i = _sorted(i, i["sec"])
         m = i["sec"].size
         for a, b in _chunks(m, chunk_rows):
+            account = account_col(i["acc"][a:b])
             contact = pc.binary_join_element_wise(
-                pa.array(acc_cat[i["acc"][a:b]]),
-                pa.array(i["contact"][a:b]).cast(pa.string()),
-                "-C",
+                pa.array(account),
+                pa.array(i["contact"][a:b]).cast(pa.large_string()),
+                pa.scalar("-C", pa.large_string()),
             )
             yield (
                 "interactions",
                 pd.DataFrame(
                     {
                         "interaction_id": _ids("I", a + 1, b + 1, max(7, len(str(m)))),
-                        "account_id": account_col(i["acc"][a:b]),
+                        "account_id": account,
                         "occurred_at": dates(i["sec"][a:b], unit=1),
                         "type": _labels(i["type"][a:b], INTERACTION_TYPES),
                         "initiated_by": _labels(
@@ -1144,14 +1192,6 @@ def _cat(parts: list[dict[str, np.ndarray]], schema: dict[str, type]) -> dict[st
     }
 
 
-def _sorted(cols: dict[str, np.ndarray], key: np.ndarray) -> dict[str, np.ndarray]:
-    """Columns reordered by key (stable: ties keep the order in which they were emitted)."""
-    order = np.argsort(key, kind="stable")
-    for k in list(cols):  # one column at a time, so only one extra column is alive
-        cols[k] = cols[k][order]
-    return cols
-
-
 def _chunks(n: int, size: int | None) -> Iterator[tuple[int, int]]:
     """Row ranges [a, b) of at most size rows covering n rows (one range if size is None)."""
     if size is None or n <= size:
@@ -1161,9 +1201,21 @@ def _chunks(n: int, size: int | None) -> Iterator[tuple[int, int]]:
         yield a, min(n, a + size)
 
 
-def _compact(cols: dict[str, np.ndarray], schema: dict[str, type]) -> dict[str, np.ndarray]:
-    """Cast one week's buffer to the compact dtypes of its schema."""
-    return {k: np.asarray(cols[k]).astype(dt, copy=False) for k, dt in schema.items()}
+def _compact(
+    cols: dict[str, np.ndarray], schema: dict[str, type], key: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Cast one week's buffer to the compact dtypes of its schema (sorted by key, if given).
+
+    A week's events are dated within that week, so buffers sorted week by week (stable: ties
+    keep the order of emission) concatenate to tables sorted by date, with no global sort.
+    """
+    order = None if key is None else np.argsort(key, kind="stable")
+    return {
+        k: (np.asarray(cols[k]) if order is None else np.asarray(cols[k])[order]).astype(
+            dt, copy=False
+        )
+        for k, dt in schema.items()
+    }
 
 
 def simulate_with_latent(
@@ -1213,15 +1265,22 @@ def write(config: SimConfig, out: Path, truth: Path, fmt: str = "csv") -> dict[s
     # files are renamed into the temporary folder, and the folder into place, only on success
     with atomic_dir(Path(out)) as folder, contextlib.ExitStack() as files:
         sinks: dict[str, _Sink] = {}
+        # one writer thread encodes and writes chunk k while this thread builds chunk k + 1
+        writer = files.enter_context(ThreadPoolExecutor(max_workers=1))
+        pending = None
         for name, frame in world.iter_frames(chunk_rows=_WRITE_CHUNK):
             if name not in sinks:
                 kind = "parquet" if name == "truth" else fmt
                 path = Path(truth) if name == "truth" else folder / f"{name}.{kind}"
                 sinks[name] = _Sink(files.enter_context(atomic_file(path)), kind)
                 files.callback(sinks[name].close)  # runs before that file's rename
-            sinks[name].append(frame)
+            if pending is not None:
+                pending.result()  # at most one chunk waits: bounds memory, raises errors
+            pending = writer.submit(sinks[name].append, frame)
             counts[name] = counts.get(name, 0) + len(frame)
             del frame
+        if pending is not None:
+            pending.result()
     log.info("simulated and wrote %s in %.1fs", counts, time.perf_counter() - t0)
     return counts
 
