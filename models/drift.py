@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,9 @@ def find_reference(folder: Path | None, run_id: str | None) -> Reference | None:
     if run_id:
         import mlflow.artifacts
 
+        quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+        if quiet:  # no download bar on the terminal for a small JSON file
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         try:
             local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_NAME)
             return Reference(
@@ -160,4 +164,7 @@ def find_reference(folder: Path | None, run_id: str | None) -> Reference | None:
             )
         except Exception as exc:  # an older run without one, or an unreachable store
             log.debug("no reference in run %s: %s", run_id, exc)
+        finally:
+            if quiet:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
     return None
