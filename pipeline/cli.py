@@ -441,6 +441,20 @@ def docs(
     typer.echo(f"wrote {out}")
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmark: time and peak memory of each stage on a simulated world (bench/run.py)."""
+    import subprocess
+
+    script = repo_root() / "bench" / "run.py"
+    if not script.is_file():
+        raise UserError(f"{script} not found: churn bench runs from a checkout of the project")
+    raise SystemExit(subprocess.call([sys.executable, str(script), *ctx.args]))
+
+
 def main() -> None:
     """Console entry point: user errors print a message and exit 2, without a traceback."""
     try:

@@ -1,0 +1,450 @@
+"""Benchmark the pipeline on a simulated world of N accounts: time and peak memory per step.
+
+    python bench/run.py --accounts 100000 [--world /tmp/aftersale-bench/100000] [--out r.json]
+    python bench/run.py --reuse /tmp/big            # a world already simulated (DIR/raw)
+    churn bench --accounts 100000                   # the same, through the CLI
+
+Steps (each in a fresh process, so that its peak resident memory is its own):
+
+- simulate: the world in Parquet (skipped with --reuse; no Monte Carlo truth unless
+  --mc-samples), into WORLD/raw
+- validate: `churn validate` (pipeline.validate.check + write_clean) into WORLD/clean
+- scan: a bare DuckDB scan that reads every event column the features use and aggregates by
+  account (the floor that features at one cutoff are compared with)
+- featurize_one: pipeline.featurize.features_at at one cutoff (default: the day after the data)
+- featurize_schedule: pipeline.featurize.training_frame over the last --cutoffs cutoffs of the
+  snapshot schedule, every --every-days days, written to WORLD/frame
+- train: `churn train` on that frame (--trees caps n_estimators), MLflow store in WORLD
+- score: `churn score --all-active` with the model just trained
+
+For validate, train and score the wall time is the whole command; for scan and the two
+featurize steps it is the call itself (process start, imports and opening the views are in
+`process s`). Peak memory is the maximum resident set size of the step's process (wait4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ("simulate", "validate", "scan", "featurize_one", "featurize_schedule", "train", "score")
+EVENT_TABLES = ("orders", "interactions", "links")
+# every event column the features read (features/), aggregated per account by the bare scan
+SCAN = {
+    "orders": {
+        "order_date": "max",
+        "amount": "sum",
+        "product_line": "max",
+        "channel": "max",
+        "promised_date": "max",
+        "delivered_date": "max",
+    },
+    "interactions": {
+        "occurred_at": "max",
+        "type": "max",
+        "initiated_by": "max",
+        "department": "max",
+        "minutes": "sum",
+        "contact_id": "max",
+        "resolved_at": "max",
+    },
+    "links": {"link_type": "max", "start_date": "min", "end_date": "max"},
+}
+
+
+# ---- steps, run in a child process -------------------------------------------------------
+def _settings(work: Path) -> dict[str, Any]:
+    return json.loads((work / "settings.json").read_text())
+
+
+def _engine(params: dict[str, Any]):
+    from pipeline.featurize import EngineSpec
+
+    return EngineSpec.from_params(params.get("features", {}))
+
+
+def _feature_args(params: dict[str, Any]):
+    from features import FeatureConfig
+    from pipeline import featurize as fz
+
+    cfg = FeatureConfig.from_params(params.get("features", {}))
+    label = fz.LabelSpec.from_params(params.get("label", {}))
+    groups = params.get("features", {}).get("groups") or fz.GROUPS
+    return cfg, label, groups
+
+
+def _event_rows(validated) -> int:
+    return sum(validated.kept.get(t, 0) for t in EVENT_TABLES)
+
+
+def step_simulate(s: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.simulate import SimConfig, write
+
+    cfg = SimConfig(n_accounts=s["accounts"], seed=s["seed"], mc_samples=s["mc_samples"])
+    world = Path(s["world"])
+    started = time.perf_counter()
+    counts = write(cfg, world / "raw", world / "truth.parquet", "parquet")
+    seconds = time.perf_counter() - started
+    events = sum(counts.get(t, 0) for t in EVENT_TABLES)
+    return {"seconds": seconds, "rows_in": events, "rows_out": events, "counts": counts}
+
+
+def step_scan(s: dict[str, Any]) -> dict[str, Any]:
+    """Every event column the features use, read and aggregated per account, on DuckDB."""
+    import duckdb
+
+    spec = _engine(s["params"])
+    clean = Path(s["clean"])
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(spec.threads)}")
+    if spec.memory_limit:
+        con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+    started = time.perf_counter()
+    rows_in = rows_out = 0
+    for table, cols in SCAN.items():
+        path = clean / f"{table}.parquet"
+        if not path.is_file():
+            continue
+        aggs = ", ".join(f"{fn}({c}) AS {c}" for c, fn in cols.items())
+        result = con.execute(
+            f"SELECT account_id, count(*) AS n, {aggs} FROM read_parquet('{path}') "
+            "GROUP BY account_id"
+        ).to_arrow_table()
+        rows_out += result.num_rows
+        rows_in += con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+    return {"seconds": time.perf_counter() - started, "rows_in": rows_in, "rows_out": rows_out}
+
+
+def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
+    import pandas as pd
+
+    from pipeline import featurize as fz
+    from pipeline.validate import load
+
+    params = s["params"]
+    cfg, label, groups = _feature_args(params)
+    spec = _engine(params)
+    validated = load(Path(s["clean"]))
+    as_of = pd.Timestamp(s["as_of"]) if s.get("as_of") else fz.data_end(validated)
+    started = time.perf_counter()
+    frame = fz.features_at(validated, as_of, cfg, label, groups, spec)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "rows_in": _event_rows(validated),
+        "rows_out": len(frame),
+        "as_of": str(as_of.date()),
+        "features": frame.shape[1] - 2,
+        "engine": fz.choose_engine(spec.engine, 1),
+    }
+
+
+def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
+    from pipeline import featurize as fz
+    from pipeline.io import atomic_dir, write_json
+    from pipeline.validate import load
+
+    params = s["params"]
+    cfg, label, groups = _feature_args(params)
+    spec = _engine(params)
+    validated = load(Path(s["clean"]))
+    cutoffs = schedule(validated, label, s["cutoffs"], s["every_days"])
+    started = time.perf_counter()
+    frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups, spec)
+    seconds = time.perf_counter() - started
+    with atomic_dir(Path(s["world"]) / "frame") as tmp:  # what `churn featurize` writes
+        frame.to_parquet(tmp / "frame.parquet", index=False)
+        write_json(
+            {
+                "label_mode": mode,
+                "cutoffs": [str(c.date()) for c in cutoffs],
+                "rows": len(frame),
+                "churn_rate": float(frame[fz.LABEL].mean()),
+                "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
+                "data_start": validated.data_start,
+                "data_end": validated.data_end,
+            },
+            tmp / "meta.json",
+        )
+    return {
+        "seconds": seconds,
+        "rows_in": _event_rows(validated),
+        "rows_out": len(frame),
+        "cutoffs": len(cutoffs),
+        "first_cutoff": str(cutoffs[0].date()),
+        "last_cutoff": str(cutoffs[-1].date()),
+        "engine": fz.choose_engine(spec.engine, len(cutoffs)),
+    }
+
+
+def schedule(validated, label, n: int, every_days: int) -> list:
+    """The last n cutoffs of the snapshot schedule (every every_days days, default warm-up)."""
+    import pandas as pd
+
+    from pipeline import featurize as fz
+
+    full = fz.snapshot_schedule(
+        pd.Timestamp(validated.data_start), fz.data_end(validated), label, every_days=every_days
+    )
+    return full[-n:]
+
+
+CHILD_STEPS = {
+    "simulate": step_simulate,
+    "scan": step_scan,
+    "featurize_one": step_featurize_one,
+    "featurize_schedule": step_featurize_schedule,
+}
+
+
+def child(step: str, work: Path) -> None:
+    """Run one step in this process and write its figures to WORK/STEP.json."""
+    out = CHILD_STEPS[step](_settings(work))
+    (work / f"{step}.json").write_text(json.dumps(out, default=str))
+
+
+# ---- the parent: one process per step ----------------------------------------------------
+def _du(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):  # a spill file removed meanwhile
+                total += os.lstat(os.path.join(root, f)).st_size
+    return total
+
+
+def run_process(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Run cmd; its wall time, peak RSS (GiB, from wait4) and the most spilled to cwd/.tmp."""
+    spill = cwd / ".tmp"  # DuckDB's temp_directory for an in-memory database
+    started = time.perf_counter()
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        peak_spill, done = 0, threading.Event()
+
+        def watch() -> None:
+            nonlocal peak_spill
+            while not done.wait(0.5):
+                if spill.exists():
+                    peak_spill = max(peak_spill, _du(spill))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done.set()
+        watcher.join()
+    return {
+        "process_s": time.perf_counter() - started,
+        "peak_gb": usage.ru_maxrss / 2**20,  # KiB on Linux
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "spill_gb": peak_spill / 2**30,
+        "returncode": proc.returncode,
+    }
+
+
+def command(step: str, s: dict[str, Any], work: Path) -> list[str]:
+    """The process that runs a step: the churn CLI, or this script in child mode."""
+    if step in CHILD_STEPS:
+        return [sys.executable, str(Path(__file__).resolve()), "--child", step, "--work", str(work)]
+    churn = [sys.executable, "-m", "pipeline.cli"]
+    world, params = Path(s["world"]), str(work / "params.yaml")
+    if step == "validate":
+        return [*churn, "validate", "--data", str(world / "raw"), "--out", s["clean"]]
+    if step == "train":
+        frame, model = str(world / "frame"), str(world / "model")
+        return [*churn, "train", "--frame", frame, "--model-out", model, "--params", params]
+    if step == "score":
+        return [
+            *churn, "score", "--data", s["clean"], "--all-active", "--out",
+            str(world / "scores.parquet"), "--model", str(world / "model"), "--params", params,
+        ]  # fmt: skip
+    raise ValueError(step)
+
+
+def _rows_of_cli(step: str, s: dict[str, Any]) -> tuple[int, int]:
+    """Rows in and out of a CLI step, read from what it wrote."""
+    import pyarrow.parquet as pq
+
+    world, clean = Path(s["world"]), Path(s["clean"])
+    if step == "validate":
+        report = json.loads((clean / "validation.json").read_text())["tables"]
+        events = sum(report[t]["clean_rows"] for t in EVENT_TABLES if t in report)
+        return events, events
+    if step == "train":
+        frame = pq.read_metadata(world / "frame" / "frame.parquet").num_rows
+        return frame, frame
+    scores = pq.read_metadata(world / "scores.parquet").num_rows
+    return scores, scores
+
+
+def params_for(args: argparse.Namespace) -> dict[str, Any]:
+    """The project's params.yaml with the benchmark's overrides."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    feats = params.setdefault("features", {})
+    feats["threads"] = args.threads
+    feats["memory_limit"] = args.memory_limit
+    if args.engine:
+        feats["engine"] = args.engine
+    if args.trees:
+        params.setdefault("train", {})["n_estimators"] = args.trees
+    return params
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    head = ("step", "rows in", "rows out", "wall s", "rows/s", "process s", "peak GB", "spill GB")
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in results:
+        rate = r["rows_in"] / r["seconds"] if r.get("seconds") else float("nan")
+        lines.append(
+            " | ".join(
+                [
+                    r["step"],
+                    f"{r['rows_in']:,}",
+                    f"{r['rows_out']:,}",
+                    f"{r['seconds']:.1f}",
+                    f"{rate:,.0f}",
+                    f"{r['process_s']:.1f}",
+                    f"{r['peak_gb']:.2f}",
+                    f"{r['spill_gb']:.2f}",
+                ]
+            )
+        )
+    return "\n".join("| " + line + " |" for line in lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="churn bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--accounts", type=int, default=100_000, help="accounts to simulate")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--mc-samples", type=int, default=0, help="Monte Carlo truth replicates (0: no truth)"
+    )
+    p.add_argument("--world", type=Path, help="folder for the world and outputs")
+    p.add_argument("--reuse", type=Path, help="a world simulated before (DIR/raw): no simulate")
+    p.add_argument("--steps", default=",".join(STEPS[1:]), help="comma-separated, in order")
+    p.add_argument("--threads", type=int, default=2, help="DuckDB threads (features.threads)")
+    p.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB")
+    p.add_argument("--engine", default=None, help="features.engine: auto, join or window")
+    p.add_argument("--as-of", default=None, help="featurize_one cutoff [default: data end]")
+    p.add_argument("--cutoffs", type=int, default=24, help="cutoffs of the training frame")
+    p.add_argument("--every-days", type=int, default=28, help="days between those cutoffs")
+    p.add_argument("--trees", type=int, default=300, help="train.n_estimators cap (0: params)")
+    p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument("--child", choices=list(CHILD_STEPS), help=argparse.SUPPRESS)
+    p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.child:
+        child(args.child, args.work)
+        return 0
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        raise SystemExit(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")
+    if args.reuse:
+        world = args.reuse.resolve()
+        if not (world / "raw").is_dir() and not (world / "clean").is_dir():
+            raise SystemExit(f"--reuse {world}: no raw/ or clean/ folder in it")
+        steps = [s for s in steps if s != "simulate"]
+    else:
+        world = (args.world or Path("/tmp/aftersale-bench") / str(args.accounts)).resolve()
+        if "simulate" not in steps and not (world / "raw").is_dir():
+            steps.insert(0, "simulate")
+    tag = f"{args.threads}t-{args.memory_limit or 'nolimit'}"
+    work = world / "bench" / tag
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    params = params_for(args)
+    import yaml
+
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    settings = {
+        "world": str(world),
+        "clean": str(world / "clean"),
+        "accounts": args.accounts,
+        "seed": args.seed,
+        "mc_samples": args.mc_samples,
+        "params": params,
+        "as_of": args.as_of,
+        "cutoffs": args.cutoffs,
+        "every_days": args.every_days,
+    }
+    (work / "settings.json").write_text(json.dumps(settings, default=str))
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{world / 'mlflow.db'}",  # never the project's store
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    results = []
+    print(
+        f"world {world}; DuckDB threads={args.threads} memory_limit={args.memory_limit}; "
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
+    for step in steps:
+        load_before = os.getloadavg()[0]
+        measured = run_process(command(step, settings, work), work, env, work / f"{step}.log")
+        if measured["returncode"] != 0:
+            print((work / f"{step}.log").read_text()[-3000:], file=sys.stderr)
+            raise SystemExit(f"step {step} failed (exit {measured['returncode']})")
+        if step in CHILD_STEPS:
+            figures = json.loads((work / f"{step}.json").read_text())
+        else:
+            rows_in, rows_out = _rows_of_cli(step, settings)
+            figures = {"seconds": measured["process_s"], "rows_in": rows_in, "rows_out": rows_out}
+        results.append({"step": step, **figures, **measured, "load_before": load_before})
+        r = results[-1]
+        print(
+            f"{step}: {r['seconds']:.1f}s, {r['rows_in']:,} rows in, {r['rows_out']:,} out, "
+            f"peak {r['peak_gb']:.2f} GB (load {load_before:.1f})",
+            flush=True,
+        )
+    by = {r["step"]: r for r in results}
+    ratio = None
+    if "scan" in by and "featurize_one" in by:
+        ratio = by["featurize_one"]["seconds"] / by["scan"]["seconds"]
+    print()
+    print(table(results))
+    if ratio is not None:
+        print(f"\nfeaturize_one / bare scan: {ratio:.2f}x")
+    report = {
+        "world": str(world),
+        "accounts": args.accounts if not args.reuse else None,
+        "threads": args.threads,
+        "memory_limit": args.memory_limit,
+        "engine": args.engine or params.get("features", {}).get("engine"),
+        "cutoffs": args.cutoffs,
+        "every_days": args.every_days,
+        "trees": args.trees,
+        "featurize_one_over_scan": ratio,
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "load_end": os.getloadavg(),
+        "steps": results,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
