@@ -151,40 +151,33 @@ def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
+    """`churn featurize` (the training frame) over the last s["cutoffs"] cutoffs, in process."""
+    import yaml
+
     from pipeline import featurize as fz
-    from pipeline.io import atomic_dir, write_json
+    from pipeline.cli import featurize as featurize_command
     from pipeline.validate import load
 
-    params = s["params"]
-    cfg, label, groups = _feature_args(params)
-    spec = _engine(params)
+    params, work = s["params"], Path(s["work"])
+    _, label, _ = _feature_args(params)
     validated = load(Path(s["clean"]))
     cutoffs = schedule(validated, label, s["cutoffs"], s["every_days"])
+    sched = params.setdefault("schedule", {})
+    sched.update(start=str(cutoffs[0].date()), end=None, every_days=s["every_days"])
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = Path(s["world"]) / "frame"
     started = time.perf_counter()
-    frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups, spec)
+    featurize_command(Path(s["clean"]), out, None, work / "params.yaml")
     seconds = time.perf_counter() - started
-    with atomic_dir(Path(s["world"]) / "frame") as tmp:  # what `churn featurize` writes
-        frame.to_parquet(tmp / "frame.parquet", index=False)
-        write_json(
-            {
-                "label_mode": mode,
-                "cutoffs": [str(c.date()) for c in cutoffs],
-                "rows": len(frame),
-                "churn_rate": float(frame[fz.LABEL].mean()),
-                "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
-                "data_start": validated.data_start,
-                "data_end": validated.data_end,
-            },
-            tmp / "meta.json",
-        )
+    meta = json.loads((out / "meta.json").read_text())
     return {
         "seconds": seconds,
         "rows_in": _event_rows(validated),
-        "rows_out": len(frame),
-        "cutoffs": len(cutoffs),
-        "first_cutoff": str(cutoffs[0].date()),
-        "last_cutoff": str(cutoffs[-1].date()),
-        "engine": fz.choose_engine(spec.engine, len(cutoffs)),
+        "rows_out": meta["rows"],
+        "cutoffs": len(meta["cutoffs"]),
+        "first_cutoff": meta["cutoffs"][0],
+        "last_cutoff": meta["cutoffs"][-1],
+        "engine": fz.choose_engine(_engine(params).engine, len(cutoffs)),
     }
 
 
@@ -378,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     settings = {
         "world": str(world),
+        "work": str(work),
         "clean": str(world / "clean"),
         "accounts": args.accounts,
         "seed": args.seed,
