@@ -92,13 +92,17 @@ def test_same_config_same_world(world) -> None:
 
 
 def test_world_does_not_depend_on_mc_samples(world) -> None:
-    """The truth has its own random stream: the realised tables ignore mc_samples."""
+    """The truth has its own random stream: the realised tables ignore mc_samples (0: none)."""
     tables, _, _ = world
     cfg = SimConfig(n_accounts=600, weeks=104, seed=7, mc_samples=4, truth_every_days=28)
     other, truth = simulate(cfg)
     for name, frame in tables.items():
         pd.testing.assert_frame_equal(other[name], frame)
     assert truth["cutoff"].nunique() == (104 * 7 - 90) // 28 + 1
+    none, no_truth = simulate(SimConfig(n_accounts=600, weeks=104, seed=7, mc_samples=0))
+    for name, frame in tables.items():  # mc_samples=0 (benchmarks): no truth, same world
+        pd.testing.assert_frame_equal(none[name], frame)
+    assert list(no_truth.columns) == ["account_id", "cutoff", "p_churn"] and len(no_truth) == 0
 
 
 def test_schema(world) -> None:
@@ -365,6 +369,8 @@ def test_config_is_validated() -> None:
         SimConfig(n_accounts=0)
     with pytest.raises(ValueError):
         SimConfig(start="not a date")
+    with pytest.raises(ValueError, match="mc_samples"):
+        SimConfig(mc_samples=-1)
 
 
 def test_complaints_fall_silent_before_churn(world) -> None:
