@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -27,6 +28,20 @@ ParamsOpt = Annotated[
     Path | None,
     typer.Option("--params", help="params file [default: params.yaml at the project root]"),
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="duckdb (default) or spark: PySpark on $AFTERSALE_SPARK_MASTER, else local[2] "
+        "(docs/spark.md)",
+    ),
+]
+
+
+def _engine(value: str | None) -> str:
+    if value not in (None, "duckdb", "spark"):
+        raise UserError(f"--engine must be duckdb or spark, not {value!r}")
+    return value or "duckdb"
 
 
 def _params(path: Path | None) -> dict[str, Any]:
@@ -172,6 +187,7 @@ def featurize(
         str | None,
         typer.Option("--as-of", help="one cutoff YYYY-MM-DD; omit for the training frame"),
     ] = None,
+    engine: EngineOpt = None,
     params_file: ParamsOpt = None,
 ) -> None:
     """Features at one cutoff, or (without --as-of) the labelled frame over the schedule."""
@@ -187,6 +203,10 @@ def featurize(
     label = fz.LabelSpec.from_params(params.get("label", {}))
     groups = params.get("features", {}).get("groups") or fz.GROUPS
     spec = fz.EngineSpec.from_params(params.get("features", {}))
+    if _engine(engine) == "spark":
+        from pipeline import spark as fx
+    else:
+        fx = fz
     cutoff = _date(as_of, "--as-of")
     if cutoff is not None:
         check_table_suffix(out)
@@ -194,7 +214,7 @@ def featurize(
         from pipeline.score import check_as_of
 
         check_as_of(validated, cutoff)
-        frame = fz.features_at(validated, cutoff, cfg, label, groups, spec)
+        frame = fx.features_at(validated, cutoff, cfg, label, groups, spec)
         write_table(frame, out)
         typer.echo(
             f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
@@ -212,7 +232,7 @@ def featurize(
         end=sched.get("end"),
     )
     started = time.perf_counter()
-    frame, mode = fz.training_frame(validated, cutoffs, cfg, label, groups, spec)
+    frame, mode = fx.training_frame(validated, cutoffs, cfg, label, groups, spec)
     from pipeline.io import atomic_dir
 
     with atomic_dir(out) as tmp:
@@ -304,6 +324,7 @@ def score(
             "score.change_days (28) days before --as-of]"
         ),
     ] = None,
+    engine: EngineOpt = None,
     params_file: ParamsOpt = None,
 ) -> None:
     """Score a customer list (or every active account): probability, tier, change, reasons,
@@ -318,6 +339,8 @@ def score(
     check_table_suffix(out)
     params = _params(params_file)
     settings = Settings.from_params(params.get("score") or {})
+    if engine is not None:
+        settings = dataclasses.replace(settings, engine=_engine(engine))
     listed = read_account_list(accounts) if accounts is not None else None
     if previous is not None and not previous.is_file():
         raise UserError(f"file not found: {previous}")

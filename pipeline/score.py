@@ -71,6 +71,7 @@ class Settings:
     change_days: int = 28
     psi_threshold: float = 0.25
     drift_min_rows: int = 200
+    engine: str = "duckdb"  # or spark: features by Spark, probabilities by mlflow's spark_udf
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
@@ -85,7 +86,10 @@ class Settings:
             change_days=int(params.get("change_days", 28)),
             psi_threshold=float(drift.get("psi_threshold", 0.25)),
             drift_min_rows=int(drift.get("min_rows", 200)),
+            engine=str(params.get("engine", "duckdb")),
         )
+        if settings.engine not in ("duckdb", "spark"):
+            raise UserError(f"the scoring engine must be duckdb or spark; got {settings.engine!r}")
         if settings.tiers_by not in ("probability", "share"):
             raise UserError(
                 f"score.tiers_by must be probability or share; got {settings.tiers_by!r}"
@@ -227,12 +231,19 @@ def check_as_of(validated: Validated, as_of: pd.Timestamp) -> None:
         )
 
 
-def model_features(validated: Validated, model: LoadedModel, as_of: pd.Timestamp) -> pd.DataFrame:
+def model_features(
+    validated: Validated, model: LoadedModel, as_of: pd.Timestamp, engine: str = "duckdb"
+) -> pd.DataFrame:
     """Features of every account eligible at `as_of`, as the model was trained on them."""
     cm = model.churn_model
     cfg = FeatureConfig.from_params(cm.feature_config)
     label = LabelSpec.from_params(cm.label)
-    feats = features_at(validated, as_of, cfg, label)
+    if engine == "spark":
+        from pipeline import spark
+
+        feats = spark.features_at(validated, as_of, cfg, label)
+    else:
+        feats = features_at(validated, as_of, cfg, label)
     missing = [f for f in cm.features if f not in feats.columns]
     if missing:
         raise UserError(
@@ -243,11 +254,16 @@ def model_features(validated: Validated, model: LoadedModel, as_of: pd.Timestamp
     return feats
 
 
-def predict(model: Any, feats: pd.DataFrame) -> np.ndarray:
-    """Calibrated churn probabilities (rounded to 6 places) for a feature frame."""
+def predict(model: Any, feats: pd.DataFrame, engine: str = "duckdb") -> np.ndarray:
+    """Calibrated churn probabilities (rounded to 6 places) for a feature frame (`spark`: by
+    the MLflow model inside Spark, through mlflow.pyfunc.spark_udf)."""
     cm = model.churn_model if hasattr(model, "churn_model") else model
     if not len(feats):
         return np.empty(0)
+    if engine == "spark":
+        from pipeline import spark
+
+        return spark.predict(model, feats)
     return np.round(np.asarray(cm.predict_proba(feats), dtype="float64"), 6)
 
 
@@ -315,7 +331,7 @@ def score_features(
     """
     started = time.perf_counter()
     out = pd.DataFrame({"account_id": feats["account_id"].to_numpy()}, index=feats.index)
-    out["p_churn"] = predict(model, feats)
+    out["p_churn"] = predict(model, feats, settings.engine)
     bounds = tier_bounds(out["p_churn"], settings)
     out["risk_tier"] = risk_tier(out["p_churn"], bounds)
     predicted = time.perf_counter()
@@ -357,8 +373,8 @@ def previous_scores(
     before = as_of - pd.Timedelta(days=settings.change_days)
     if settings.change_days <= 0 or before <= pd.Timestamp(validated.data_start):
         return None, {"source": None, "note": "no earlier date within the data"}
-    feats = model_features(validated, model, before)
-    p = pd.Series(predict(model, feats), index=feats["account_id"].to_numpy())
+    feats = model_features(validated, model, before, settings.engine)
+    p = pd.Series(predict(model, feats, settings.engine), index=feats["account_id"].to_numpy())
     return p, {"source": "model", "as_of": before.date().isoformat()}
 
 
@@ -373,7 +389,7 @@ def score(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date."""
     check_as_of(validated, as_of)
-    feats = model_features(validated, model, as_of)
+    feats = model_features(validated, model, as_of, settings.engine)
     only = None if accounts is None else feats["account_id"].isin(set(accounts["account_id"]))
     scored, facts = score_features(model, feats, settings, reference, only=only)
     previous, facts["previous"] = previous_scores(validated, model, as_of, settings, previous_file)
