@@ -2,53 +2,180 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     log_loss,
+    precision_recall_curve,
     roc_auc_score,
     roc_curve,
 )
 
+TOP_SHARES = (0.05, 0.10, 0.20)
+
+
+def _ranked(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Labels ordered by score, highest first; ties keep input order (deterministic)."""
+    order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
+    return np.asarray(y, dtype=float)[order]
+
+
+def _n_top(n: int, share: float) -> int:
+    """Rows in the top `share` of n, rounded up (0.1 of 10 is 1 row, not 2 by float noise)."""
+    return max(1, int(np.ceil(round(share * n, 9))))
+
 
 def lift_at(y: np.ndarray, p: np.ndarray, share: float) -> float:
     """Churn rate among the top `share` of accounts by score, over the overall churn rate."""
-    y = np.asarray(y, dtype=float)
-    n_top = max(1, int(np.ceil(share * len(y))))
-    # Stable sort on the negated score: ties keep input order, so the result is deterministic.
-    top = np.argsort(-np.asarray(p, dtype=float), kind="stable")[:n_top]
-    base = y.mean()
-    return float(y[top].mean() / base) if base > 0 else float("nan")
+    ranked = _ranked(y, p)
+    base = ranked.mean() if len(ranked) else float("nan")
+    top = ranked[: _n_top(len(ranked), share)]
+    return float(top.mean() / base) if base > 0 else float("nan")
 
 
-def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """AUC, PR-AUC, Brier, log loss, lift at the top 10 %, row count and churn rate."""
+def recall_at(y: np.ndarray, p: np.ndarray, share: float) -> float:
+    """Share of all churners found among the top `share` of accounts by score."""
+    ranked = _ranked(y, p)
+    total = ranked.sum()
+    return float(ranked[: _n_top(len(ranked), share)].sum() / total) if total > 0 else float("nan")
+
+
+def equal_frequency_bins(p: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Bin index (0..bins-1) of each score in equal-size bins by rank (ties split by order)."""
+    p = np.asarray(p, dtype=float)
+    n = len(p)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    ranks = np.empty(n, dtype=int)
+    ranks[np.argsort(p, kind="stable")] = np.arange(n)
+    return (ranks * min(bins, n)) // n
+
+
+def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-frequency bins of share * |mean p - rate|."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if len(y) == 0:
+        return float("nan")
+    b = equal_frequency_bins(p, bins)
+    k = b.max() + 1
+    n = np.bincount(b, minlength=k)
+    gap = np.abs(np.bincount(b, p, minlength=k) - np.bincount(b, y, minlength=k))
+    return float(gap.sum() / n.sum())
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A retention campaign: cost to contact one account, value of keeping one, success chance."""
+
+    contact_cost: float
+    account_value: float
+    success_rate: float
+
+    @classmethod
+    def from_params(cls, params: dict) -> Campaign:
+        """From params.yaml `campaign`."""
+        return cls(
+            float(params["contact_cost"]),
+            float(params["account_value"]),
+            float(params["success_rate"]),
+        )
+
+
+def campaign_curve(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> pd.DataFrame:
+    """Expected value of contacting the top k accounts by score, for every k (0..n).
+
+    value(k) = churners among the top k * success rate * account value - k * contact cost:
+    each contacted churner is kept with the campaign's success chance, every contact costs.
+    """
+    ranked = _ranked(y, p)
+    k = np.arange(len(ranked) + 1)
+    churners = np.concatenate([[0.0], np.cumsum(ranked)])
+    value = churners * campaign.success_rate * campaign.account_value - k * campaign.contact_cost
+    depth = k / max(len(ranked), 1)
+    return pd.DataFrame({"contacted": k, "depth": depth, "churners": churners, "value": value})
+
+
+def campaign_metrics(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> dict[str, float]:
+    """Best contact depth and its value; and the depth the calibrated scores themselves pick.
+
+    `campaign_value` is the expected value at the best depth on these labels (what the ranking
+    is worth); `campaign_value_policy` is the value when contacting every account whose
+    expected saving p * success * value exceeds the contact cost (no hindsight).
+    """
+    curve = campaign_curve(y, p, campaign)
+    best = int(curve["value"].to_numpy().argmax())  # first maximum: the shallowest best depth
+    worth = np.asarray(p, dtype=float) * campaign.success_rate * campaign.account_value
+    policy = int((worth > campaign.contact_cost).sum())
+    return {
+        "campaign_value": float(curve["value"].iloc[best]),
+        "campaign_depth": float(curve["depth"].iloc[best]),
+        "campaign_value_policy": float(curve["value"].iloc[policy]),
+        "campaign_depth_policy": float(curve["depth"].iloc[policy]),
+    }
+
+
+def binary_metrics(
+    y: np.ndarray, p: np.ndarray, campaign: Campaign | None = None
+) -> dict[str, float]:
+    """AUC, PR-AUC, Brier, log loss, ECE, lift and recall at the top, campaign value, counts."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
     both = len(np.unique(y)) == 2
-    return {
+    out = {
         "auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
         "brier": float(brier_score_loss(y, p)),
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
-        "lift_at_10pct": lift_at(y, p, 0.10),
-        "n": int(len(y)),
-        "churn_rate": float(y.mean()) if len(y) else float("nan"),
+        "ece": ece(y, p),
     }
+    for share in TOP_SHARES:
+        out[f"lift_at_{round(share * 100)}pct"] = lift_at(y, p, share)
+    out["recall_at_10pct"] = recall_at(y, p, 0.10)
+    if campaign is not None:
+        out |= campaign_metrics(y, p, campaign)
+    out["n"] = int(len(y))
+    out["churn_rate"] = float(y.mean()) if len(y) else float("nan")
+    return out
+
+
+def _thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
+    keep = np.unique(np.linspace(0, len(frame) - 1, min(max_points, len(frame))).round())
+    return frame.iloc[keep.astype(int)].reset_index(drop=True)
 
 
 def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> pd.DataFrame:
     """The ROC curve thinned to at most `max_points` points (for DVC plots)."""
     fpr, tpr, _ = roc_curve(y, p)
-    keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
-    return pd.DataFrame({"fpr": fpr[keep].round(5), "tpr": tpr[keep].round(5)})
+    return _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr}), max_points).round(5)
+
+
+def pr_points(y: np.ndarray, p: np.ndarray, max_points: int = 200) -> pd.DataFrame:
+    """The precision-recall curve (recall rising) thinned to at most `max_points` points."""
+    precision, recall, _ = precision_recall_curve(y, p)
+    frame = pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]})
+    return _thin(frame, max_points).round(5)
+
+
+def gains_points(y: np.ndarray, p: np.ndarray, max_points: int = 101) -> pd.DataFrame:
+    """Cumulative gains: share of churners found against the share of accounts contacted."""
+    ranked = _ranked(y, p)
+    n, total = len(ranked), max(ranked.sum(), 1.0)
+    frame = pd.DataFrame(
+        {
+            "contacted": np.arange(n + 1) / max(n, 1),
+            "churners_found": np.concatenate([[0.0], np.cumsum(ranked)]) / total,
+        }
+    )
+    return _thin(frame, max_points).round(5)
 
 
 def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Mean predicted against observed churn rate in equal-frequency bins of the score."""
     frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(p, dtype=float)})
-    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), bins, labels=False)
+    frame["bin"] = equal_frequency_bins(frame["p"].to_numpy(), bins)
     out = frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
     return out.reset_index().round(5)

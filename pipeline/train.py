@@ -83,6 +83,25 @@ def calibrate(method: str, raw: pd.Series, y: pd.Series) -> Calibrator:
     return Calibrator(method).fit(raw, y)
 
 
+def fit_model(
+    frame: pd.DataFrame, folds: Folds, params: dict[str, Any], label: dict[str, Any]
+) -> ChurnModel:
+    """LightGBM on the training fold (early stopping on validation), calibrated on validation.
+
+    Test rows are never read: they can change without changing the model.
+    """
+    estimator = fit(frame, folds, params["train"])
+    features = feature_columns(frame)
+    valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
+    uncalibrated = ChurnModel(estimator, features, params["features"], label)
+    calibrator = calibrate(
+        params["train"].get("calibration", "platt"),
+        uncalibrated.predict_raw(valid),
+        valid[LABEL].to_numpy(),
+    )
+    return ChurnModel(estimator, features, params["features"], label, calibrator=calibrator)
+
+
 def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy")]
 
@@ -91,17 +110,10 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
     """The train stage: fit, log one MLflow run, register the model, save it for DVC."""
     frame, meta = read_frame(frame_dir)
     folds = folds_for(frame, params)
-    estimator = fit(frame, folds, params["train"])
-    features = feature_columns(frame)
     label = {**params["label"], "mode": meta["label_mode"]}
+    model = fit_model(frame, folds, params, label)
+    estimator, calibrator, features = model.estimator, model.calibrator, model.features
     valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
-    uncalibrated = ChurnModel(estimator, features, params["features"], label)
-    calibrator = calibrate(
-        params["train"].get("calibration", "platt"),
-        uncalibrated.predict_raw(valid),
-        valid[LABEL].to_numpy(),
-    )
-    model = ChurnModel(estimator, features, params["features"], label, calibrator=calibrator)
     # Typical values (reasons) and bins (drift at scoring) of the training fold, beside the model.
     reference = reference_profile(frame[folds.fold_of(frame["cutoff"]) == "train"], features)
 

@@ -1,0 +1,326 @@
+"""A self-contained HTML report of one evaluation: metrics beside baselines and the oracle,
+plots, feature-group importance, the distribution of risk and the top at-risk accounts with
+their reasons. Images are inline (base64), styles are inline: one file, no external assets."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from models.reasons import contributions, feature_groups, group_contributions, reasons  # noqa: E402
+from models.tracking import configure  # noqa: E402
+from pipeline import figures  # noqa: E402
+from pipeline.errors import UserError  # noqa: E402
+from pipeline.evaluate import LABELS, PROMOTION_NAME, load_churn_model  # noqa: E402
+from pipeline.featurize import LABEL  # noqa: E402
+from pipeline.io import atomic_file  # noqa: E402
+from pipeline.train import folds_for, read_frame  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+TABLE_KEYS = (
+    ("auc", "AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("brier", "Brier"),
+    ("log_loss", "log loss"),
+    ("ece", "ECE"),
+    ("lift_at_5pct", "lift@5%"),
+    ("lift_at_10pct", "lift@10%"),
+    ("lift_at_20pct", "lift@20%"),
+    ("recall_at_10pct", "recall@10%"),
+)
+PLOTS = (
+    ("roc.png", "ROC: the model, its baselines and the oracle on the same test rows"),
+    ("pr.png", "Precision-recall"),
+    ("calibration.png", "Reliability: calibrated probabilities against observed churn"),
+    ("gains.png", "Cumulative gains"),
+    ("campaign.png", "Expected value of a retention campaign by contact depth"),
+)
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;
+max-width:1200px;color:#222;line-height:1.4}
+h1{font-size:24px;margin-bottom:4px} h2{font-size:18px;border-bottom:1px solid #ddd;
+padding-bottom:4px;margin-top:28px} .sub{color:#666;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
+th{background:#f3f5f8} td.l,th.l{text-align:left}
+tr.model td{font-weight:600;background:#eef4fb} tr.oracle td{color:#555;font-style:italic}
+.grid{display:flex;flex-wrap:wrap;gap:12px} .grid figure{margin:0;width:380px}
+.grid img{width:380px} figcaption{font-size:12px;color:#555}
+.note{background:#fff8e6;border:1px solid #f0d9a0;padding:6px 10px;font-size:13px}
+.ok{background:#eaf7ee;border:1px solid #a9d8b8;padding:6px 10px;font-size:13px}
+td.reason{text-align:left;font-size:12px;max-width:520px}
+"""
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(data: str, alt: str, width: int | None = None) -> str:
+    style = f' style="width:{width}px"' if width else ""
+    return f'<img alt="{html.escape(alt)}"{style} src="data:image/png;base64,{data}">'
+
+
+def _file_png(path: Path) -> str | None:
+    return base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else None
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "&ndash;"
+    return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Model, baselines and oracle side by side on the test fold."""
+    rows = [("model", LABELS["model"], metrics["test"])]
+    rows += [(n, LABELS.get(n, n), m) for n, m in metrics.get("baselines", {}).items()]
+    if "oracle" in metrics:
+        rows.append(("oracle", LABELS["oracle"], metrics["oracle"]))
+    head = "".join(f"<th>{label}</th>" for _, label in TABLE_KEYS)
+    body = []
+    for kind, label, m in rows:
+        cls = kind if kind in ("model", "oracle") else ""
+        cells = "".join(f"<td>{_num(m.get(k))}</td>" for k, _ in TABLE_KEYS)
+        body.append(f'<tr class="{cls}"><td class="l">{html.escape(label)}</td>{cells}</tr>')
+    return f'<table><tr><th class="l">test fold</th>{head}</tr>{"".join(body)}</table>'
+
+
+def importance_figures(model, test: pd.DataFrame, contrib: pd.DataFrame) -> tuple[str, str]:
+    """Feature-group importance: LightGBM gain, and mean |TreeSHAP| on the test fold."""
+    groups = feature_groups(model.features)
+    gain = pd.Series(
+        model.estimator.booster_.feature_importance("gain"), index=model.features, dtype=float
+    )
+    by_group = gain.groupby(pd.Series(groups)).sum()
+    by_group = by_group / by_group.sum()
+    shap = group_contributions(contrib).abs().mean()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    figures.bar_panel(axes[0], by_group, "Share of LightGBM split gain", "share of gain")
+    figures.bar_panel(
+        axes[1], shap, "Mean |TreeSHAP| on the test fold", "log-odds moved per account"
+    )
+    top = (gain / gain.sum()).sort_values(ascending=False).head(15)
+    fig2, ax = plt.subplots(figsize=(10, 4))
+    figures.bar_panel(
+        ax,
+        top.rename(index=lambda f: f"{f} ({groups[f]})"),
+        "Top 15 features by split gain (group)",
+        "share of gain",
+    )
+    return _png(fig), _png(fig2)
+
+
+def risk_figure(p: np.ndarray, y: np.ndarray) -> str:
+    """Histogram of predicted risk on the test fold, churners apart."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    figures.risk_panel(axes[0], p, y)
+    share = np.sort(np.asarray(p))[::-1]
+    axes[1].plot(np.arange(1, len(share) + 1) / len(share), share, c=figures.MODEL_COLOR)
+    axes[1].set(
+        xscale="log",
+        xlabel="share of accounts (highest risk first, log scale)",
+        ylabel="churn probability",
+        title="Risk by rank",
+    )
+    return _png(fig)
+
+
+def top_accounts(
+    model,
+    test: pd.DataFrame,
+    p: np.ndarray,
+    contrib: pd.DataFrame,
+    names: pd.DataFrame | None,
+    n: int = 20,
+) -> pd.DataFrame:
+    """The `n` accounts most at risk at the last test cutoff, with their reasons."""
+    last = test["cutoff"].max()
+    at = test.assign(p_churn=p)[test["cutoff"] == last].sort_values(
+        "p_churn", ascending=False, kind="stable"
+    )
+    at = at.head(n)
+    why = reasons(model, at, top=3, contrib=contrib.loc[at.index])
+    out = at[["account_id", "cutoff", "p_churn", LABEL]].join(why)
+    if names is not None:
+        out = out.merge(names, on="account_id", how="left")
+    return out
+
+
+def accounts_table(top: pd.DataFrame) -> str:
+    cols = [c for c in ("name", "segment", "region") if c in top.columns]
+    head = "".join(f'<th class="l">{c}</th>' for c in ["account", *cols])
+    head += '<th>p(churn)</th><th>churned in window</th><th class="l">reasons</th>'
+    rows = []
+    for _, r in top.iterrows():
+        cells = f'<td class="l">{html.escape(str(r["account_id"]))}</td>'
+        cells += "".join(f'<td class="l">{html.escape(str(r[c]))}</td>' for c in cols)
+        reasons_ = [
+            str(r[f"reason_{k}"]) for k in (1, 2, 3) if isinstance(r.get(f"reason_{k}"), str)
+        ]
+        text = "<br>".join(html.escape(x) for x in reasons_) or "no group raises the risk"
+        cells += f"<td>{r['p_churn']:.3f}</td><td>{'yes' if r[LABEL] else 'no'}</td>"
+        cells += f'<td class="reason">{text}</td>'
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _names(data_dir: Path | None) -> pd.DataFrame | None:
+    path = Path(data_dir) / "accounts.parquet" if data_dir else None
+    if path is None or not path.is_file():
+        return None
+    frame = pd.read_parquet(path)
+    keep = [c for c in ("account_id", "name", "segment", "region") if c in frame.columns]
+    frame = frame[keep].copy()
+    frame["account_id"] = frame["account_id"].astype(str)
+    return frame
+
+
+def _promotion_html(reports_dir: Path) -> str:
+    path = Path(reports_dir) / PROMOTION_NAME
+    if not path.is_file():
+        return '<p class="note">No champion/challenger decision recorded for this run.</p>'
+    d = json.loads(path.read_text())
+    champ = (
+        f"champion v{d['champion_version']}: {d['metric']} {d['champion_score']:.4f}"
+        if d.get("champion_score") is not None
+        else f"champion v{d.get('champion_version')}"
+    )
+    verdict = "promoted to champion" if d["promote"] else "not promoted"
+    return (
+        f'<p class="{"ok" if d["promote"] else "note"}">Challenger v{d["challenger_version"]}: '
+        f"{d['metric']} {d['challenger_score']:.4f}; {html.escape(champ)}; margin "
+        f"{d['margin']:g}: <b>{verdict}</b> ({html.escape(d['reason'])}).</p>"
+    )
+
+
+def build(
+    frame_dir: Path,
+    model_dir: Path,
+    data_dir: Path | None,
+    reports_dir: Path,
+    params: dict[str, Any],
+) -> tuple[str, dict[str, Any]]:
+    """The report's HTML, and the train_info of the model it describes."""
+    metrics_path = Path(reports_dir) / "metrics.json"
+    if not metrics_path.is_file():
+        raise UserError(f"no {metrics_path}; run `churn evaluate` (or `dvc repro`) first")
+    metrics = json.loads(metrics_path.read_text())
+    frame, _ = read_frame(frame_dir)
+    model, info = load_churn_model(model_dir)
+    folds = folds_for(frame, params)
+    test = frame[folds.fold_of(frame["cutoff"]) == "test"]
+    p = model.predict_proba(test)
+    contrib = contributions(model, test)
+    gain_png, top_png = importance_figures(model, test, contrib)
+    top = top_accounts(model, test, p, contrib, _names(data_dir))
+
+    t = metrics["test"]
+    plots = Path(reports_dir) / "plots"
+    figs = []
+    for name, caption in PLOTS:
+        data = _file_png(plots / name)
+        if data:
+            figs.append(f"<figure>{_img(data, caption)}<figcaption>{caption}</figcaption></figure>")
+    oracle = (
+        f"; AUC is <b>{t['auc_vs_oracle']:.1%}</b> of the oracle's ({metrics['oracle']['auc']:.4f})"
+        if "auc_vs_oracle" in t
+        else ""
+    )
+    beats = (
+        '<p class="ok">The model beats every baseline on AUC and PR-AUC.</p>'
+        if t.get("beats_baselines")
+        else '<p class="note">The model does <b>not</b> beat every baseline on AUC and PR-AUC.</p>'
+    )
+    cal = metrics.get("uncalibrated", {})
+    camp = params.get("campaign", {})
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<title>aftersale: churn model report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>Churn-risk model report</h1>",
+        f'<p class="sub">model {html.escape(str(info["registered_model"]))} '
+        f"v{html.escape(str(info['version']))}, run {html.escape(info['run_id'])}, "
+        f"{info['trees']} trees, {len(info['features'])} features, calibration "
+        f"{html.escape(metrics['model'].get('calibration', 'none'))}; test fold: cutoffs "
+        f"{', '.join(folds.as_dict()['test'])}, {t['n']} rows, churn rate {t['churn_rate']:.2%}; "
+        f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>",
+        "<h2>Quality on the out-of-time test fold</h2>",
+        f"<p>Test AUC {t['auc']:.4f}, PR-AUC {t['pr_auc']:.4f}, ECE {t['ece']:.4f}{oracle}. "
+        f"Calibration moved ECE from {cal.get('ece', float('nan')):.4f} (uncalibrated) to "
+        f"{t['ece']:.4f} and Brier from {cal.get('brier', float('nan')):.4f} to "
+        f"{t['brier']:.4f}.</p>",
+        metrics_table(metrics),
+        beats,
+        _promotion_html(reports_dir),
+        "<h2>Retention campaign</h2>",
+        f"<p>Contacting an account costs {camp.get('contact_cost')}, keeping one is worth "
+        f"{camp.get('account_value')}, a contact keeps a would-be churner with chance "
+        f"{camp.get('success_rate')}. Best contact depth on the test fold: "
+        f"<b>{t['campaign_depth']:.1%}</b> of accounts, expected value "
+        f"<b>{t['campaign_value']:,.0f}</b>. Contacting every account whose calibrated "
+        f"p &times; success &times; value exceeds the cost reaches "
+        f"{t['campaign_depth_policy']:.1%} for {t['campaign_value_policy']:,.0f}.</p>",
+        "<h2>Plots</h2>",
+        f'<div class="grid">{"".join(figs)}</div>',
+        "<h2>Feature-group importance</h2>",
+        _img(gain_png, "feature-group importance", 1000),
+        _img(top_png, "top features", 1000),
+        "<h2>Distribution of risk (test fold)</h2>",
+        _img(risk_figure(p, test[LABEL].to_numpy()), "risk distribution", 1000),
+        f"<h2>Top {len(top)} at-risk accounts at the last test cutoff "
+        f"({pd.Timestamp(test['cutoff'].max()).date()})</h2>",
+        "<p class='sub'>Reasons: the feature groups that raise each account's risk most "
+        "(TreeSHAP summed by group), each worded with the group's leading feature.</p>",
+        accounts_table(top),
+        "</body></html>",
+    ]
+    return "\n".join(parts), info
+
+
+def run(
+    frame_dir: Path,
+    model_dir: Path,
+    data_dir: Path | None,
+    reports_dir: Path,
+    params: dict[str, Any],
+    root: Path,
+) -> Path:
+    """Write reports/report.html and attach it to the training run when it is in the store."""
+    out = Path(reports_dir) / REPORT_NAME
+    text, info = build(frame_dir, model_dir, data_dir, reports_dir, params)
+    with atomic_file(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    configure(root, params["mlflow"]["experiment"])
+    try:
+        MlflowClient().get_run(info["run_id"])
+    except MlflowException:
+        log.warning(
+            "training run %s is not in the MLflow store: report not attached", info["run_id"]
+        )
+        return out
+    with mlflow.start_run(run_id=info["run_id"]):
+        mlflow.log_artifact(str(out))
+    return out
