@@ -167,7 +167,7 @@ def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = Path(s["world"]) / "frame"
     started = time.perf_counter()
-    featurize_command(Path(s["clean"]), out, None, work / "params.yaml")
+    featurize_command(data=Path(s["clean"]), out=out, as_of=None, params_file=work / "params.yaml")
     seconds = time.perf_counter() - started
     meta = json.loads((out / "meta.json").read_text())
     return {
@@ -297,7 +297,10 @@ def params_for(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = ("step", "rows in", "rows out", "wall s", "rows/s", "process s", "peak GB", "spill GB")
+    head = (
+        "step", "rows in", "rows out", "wall s", "rows/s", "process s", "cpu s", "peak GB",
+        "spill GB",
+    )  # fmt: skip
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in results:
         rate = r["rows_in"] / r["seconds"] if r.get("seconds") else float("nan")
@@ -310,6 +313,7 @@ def table(results: list[dict[str, Any]]) -> str:
                     f"{r['seconds']:.1f}",
                     f"{rate:,.0f}",
                     f"{r['process_s']:.1f}",
+                    f"{r['cpu_s']:.1f}",
                     f"{r['peak_gb']:.2f}",
                     f"{r['spill_gb']:.2f}",
                 ]
