@@ -192,8 +192,11 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         """Reject settings the simulator cannot honour."""
-        if self.n_accounts < 1 or self.weeks < 1:
-            raise ValueError("SimConfig: n_accounts and weeks must be at least 1")
+        if self.n_accounts < 1 or not 1 <= self.weeks <= 3500:
+            raise ValueError(
+                "SimConfig: n_accounts must be at least 1 and weeks from 1 to 3500 (event "
+                "times are held as 32-bit seconds)"
+            )
         if self.truth_every_days < 7 or self.truth_every_days % 7:
             raise ValueError(
                 f"SimConfig.truth_every_days={self.truth_every_days}: must be a positive "
@@ -444,7 +447,7 @@ _ORDERS = {
     "channel": np.int8, "qty": np.int32, "promised": np.int32, "delivered": np.int64,
 }  # fmt: skip
 _INTER = {
-    "acc": np.int32, "sec": np.int64, "type": np.int8, "customer": np.bool_, "dept": np.int8,
+    "acc": np.int32, "sec": np.int32, "type": np.int8, "customer": np.bool_, "dept": np.int8,
     "minutes": np.float32, "contact": np.int32, "resolved": np.int64,
 }  # fmt: skip
 _LINKS = {"acc": np.int32, "type": np.int8, "start": np.int64, "end": np.int64}
@@ -1062,7 +1065,6 @@ class _World:
         )
 
         o, self.orders = _cat(self.orders, _ORDERS), []
-        o["delivered"] = np.where(o["delivered"] >= limit[o["acc"]], NEVER, o["delivered"])
         m = o["day"].size
         for a, b in _chunks(m, chunk_rows):
             yield (
@@ -1077,14 +1079,13 @@ class _World:
                         "channel": _labels(o["channel"][a:b], CHANNELS),
                         "quantity": o["qty"][a:b].astype(np.int64),
                         "promised_date": dates(o["promised"][a:b]),
-                        "delivered_date": dates(o["delivered"][a:b]),
+                        "delivered_date": dates(_until(o["delivered"][a:b], limit[o["acc"][a:b]])),
                     }
                 ),
             )
         del o
 
         i, self.inter = _cat(self.inter, _INTER), []
-        i["resolved"] = np.where(i["resolved"] >= limit[i["acc"]] * 86400, NEVER, i["resolved"])
         m = i["sec"].size
         for a, b in _chunks(m, chunk_rows):
             account = account_col(i["acc"][a:b])
@@ -1107,7 +1108,9 @@ class _World:
                         "department": _labels(i["dept"][a:b], DEPARTMENTS),
                         "minutes": i["minutes"][a:b].astype(np.float64),
                         "contact_id": pd.Series(contact, dtype="str"),
-                        "resolved_at": dates(i["resolved"][a:b], unit=1),
+                        "resolved_at": dates(
+                            _until(i["resolved"][a:b], limit[i["acc"][a:b]] * 86400), unit=1
+                        ),
                     }
                 ),
             )
@@ -1190,6 +1193,14 @@ def _cat(parts: list[dict[str, np.ndarray]], schema: dict[str, type]) -> dict[st
         k: np.concatenate([p.pop(k) for p in parts]) if parts else np.zeros(0, dt)
         for k, dt in schema.items()
     }
+
+
+def _until(when: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """NEVER where an event falls on or after the limit (the churn day or the end), else when.
+
+    Applied chunk by chunk, so no temporary as long as a whole event table is alive.
+    """
+    return np.where(when >= limit, NEVER, when)
 
 
 def _chunks(n: int, size: int | None) -> Iterator[tuple[int, int]]:
