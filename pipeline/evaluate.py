@@ -35,8 +35,18 @@ from pipeline.train import INFO_NAME, MODEL_SUBDIR, folds_for, read_frame
 
 log = logging.getLogger(__name__)
 
-BASELINE_KEYS = ("auc", "pr_auc", "brier", "log_loss", "ece", "lift_at_10pct", "recall_at_10pct")
-ORACLE_KEYS = (*BASELINE_KEYS, "lift_at_5pct", "lift_at_20pct", "campaign_value")
+BASELINE_KEYS = (
+    "auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "ece",
+    "lift_at_5pct",
+    "lift_at_10pct",
+    "lift_at_20pct",
+    "recall_at_10pct",
+)
+ORACLE_KEYS = (*BASELINE_KEYS, "campaign_value")
 LABELS = {
     "model": "model (calibrated LightGBM)",
     "oracle": "oracle: the simulator's true probability",
