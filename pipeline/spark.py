@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -43,14 +44,17 @@ log = logging.getLogger(__name__)
 MASTER_ENV = "AFTERSALE_SPARK_MASTER"
 DEFAULT_MASTER = "local[2]"
 ENGINE = "join"  # the feature engine that runs on Spark (see the module's docstring)
-# Settings for a session this module starts. Times are UTC everywhere (as in DuckDB), and a
-# small world needs few shuffle partitions: Spark's default of 200 costs seconds per query.
+# Settings for a session this module starts: times in UTC everywhere (as in DuckDB).
 SQL_CONF = {
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": "2",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
+# A local session, in this process: on the loopback only, no web UI, and few shuffle
+# partitions (Spark's default of 200 costs seconds a query on a machine's worth of data).
 LOCAL_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.memory": "2g",
@@ -94,7 +98,9 @@ def session(master: str | None = None, conf: dict[str, str] | None = None) -> An
         builder = builder.remote(master)
     else:
         builder = builder.master(master)
-        settings = {**LOCAL_CONF, **settings}
+        if master.startswith("local"):
+            settings = {**LOCAL_CONF, **settings}
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # for spark_udf's workers
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
