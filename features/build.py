@@ -137,10 +137,26 @@ def _join_engine(
             cond.append(ev._day >= s._cday - max(reach))
         joined = ev.join(s, cond)
     joined = joined.mutate(cutoff=joined._cut, _age=joined._cday - joined._day)
+    # Every distinct condition (a window, an event type, ...) becomes a column computed once
+    # per row; the aggregates then filter on a conjunction of these flags.
+    flags: dict[ops.Node, str] = {}
+
+    def flag(condition: ir.BooleanValue) -> str:
+        return flags.setdefault(condition.op(), f"_flag{len(flags)}")
+
+    conditions = {}
+    for name, agg in aggs.items():
+        parts = [] if static else [_in_window(joined._age, agg, cfg)]
+        parts += [agg.where(joined, cfg)] if agg.where is not None else []
+        conditions[name] = [flag(p) for p in parts]
+    joined = joined.mutate(**{name: op.to_expr() for op, name in flags.items()})
     values = {}
     for name, agg in aggs.items():
-        where = ibis.literal(True) if static else _in_window(joined._age, agg, cfg)
-        values[name] = _aggregate(joined, agg, cfg, where)
+        where = ibis.literal(True)
+        for column in conditions[name]:
+            where &= joined[column].fill_null(False)
+        plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
+        values[name] = _aggregate(joined, plain, cfg, where)
     unique, alias = _unique(values)
     out = joined.group_by(account_id="_aid", cutoff="_cut").aggregate(**unique)
     return out.select(*KEYS, **{name: out[alias[name]] for name in values})
