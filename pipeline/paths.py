@@ -8,15 +8,8 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def repo_root() -> Path:
-    """The project root: DVC_ROOT when DVC runs a stage, else the nearest folder with dvc.yaml.
-
-    DVC sets DVC_ROOT for stage commands, and points it at the parent repository for queued
-    experiments that run in temporary folders, so every run lands in the same MLflow store.
-    """
-    env = os.environ.get("DVC_ROOT")
-    if env:
-        return Path(env).resolve()
+def project_root() -> Path:
+    """The project the command runs in: the nearest folder with dvc.yaml (or .dvc) from here."""
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").is_file() or (folder / ".dvc").is_dir():
@@ -24,6 +17,17 @@ def repo_root() -> Path:
     return PACKAGE_ROOT
 
 
+def repo_root() -> Path:
+    """The root of the shared MLflow store: DVC_ROOT when DVC runs a stage, else the project.
+
+    DVC sets DVC_ROOT for stage commands, and points it at the parent repository for queued
+    experiments that run in temporary folders, so every run lands in the same MLflow store.
+    """
+    env = os.environ.get("DVC_ROOT")
+    return Path(env).resolve() if env else project_root()
+
+
 def default_params_file() -> Path:
-    """params.yaml at the project root."""
-    return repo_root() / "params.yaml"
+    """params.yaml of the project the command runs in: in a queued experiment, the temporary
+    folder's (with the experiment's -S changes), never the parent repository's."""
+    return project_root() / "params.yaml"
