@@ -47,6 +47,12 @@ def feature_frame(frame: pd.DataFrame, features: list[str], n: int, seed: int) -
     return out
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far, all threads, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
@@ -73,7 +79,7 @@ def one(n: int, model_dir: Path, frame_dir: Path) -> dict:
     del source
     rss_before = rss_mb()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     scored, facts = score_features(model, feats, settings, reference, progress=False)
     previous = pd.Series(predict(model, before), index=before["account_id"].to_numpy())
     t_prev = time.perf_counter()
@@ -83,12 +89,13 @@ def one(n: int, model_dir: Path, frame_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out[COLUMNS].to_parquet(Path(tmp) / "scores.parquet", index=False)
         size = (Path(tmp) / "scores.parquet").stat().st_size
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     drift = drift_report(feats, reference, settings.psi_threshold, settings.drift_min_rows)
     return {
         "accounts": n,
         "wall_s": round(wall, 2),
         "accounts_per_s": round(n / wall),
+        "cpu_s": round(cpu, 1),
         "seconds": facts["seconds"]
         | {"previous": round(t_prev - started - sum(facts["seconds"].values()), 2)},
         "rows_with_reasons": facts["rows_with_reasons"],
@@ -153,7 +160,8 @@ def main() -> None:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     print(
-        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other "
+        "processes' share: wall time stretches with it, CPU seconds do not); "
         f"model {args.model}; feature frame resampled from {args.frame / 'frame.parquet'} "
         "(the feature build itself is not timed)"
     )
@@ -170,7 +178,8 @@ def main() -> None:
         s = r["seconds"]
         all_rows = n * acc["compiled_ms_per_account"] / 1e3
         print(
-            f"{n:>9,} accounts: {r['wall_s']:.1f} s wall, {r['accounts_per_s']:,} accounts/s, "
+            f"{n:>9,} accounts: {r['wall_s']:.1f} s wall ({r['cpu_s']:.1f} CPU s, all threads), "
+            f"{r['accounts_per_s']:,} accounts/s, "
             f"peak RSS {r['peak_rss_mb']:,} MB ({r['rss_before_scoring_mb']:,} MB before "
             f"scoring); predict {s['predict']} s, previous {s['previous']} s, reasons "
             f"{s['reasons']} s for {r['rows_with_reasons']:,} accounts in tiers "
