@@ -101,6 +101,9 @@ def session(master: str | None = None, conf: dict[str, str] | None = None) -> An
         if master.startswith("local"):
             settings = {**LOCAL_CONF, **settings}
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # for spark_udf's workers
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            # spark_udf copies the model to every Python worker: no progress bar for each copy
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
