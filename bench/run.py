@@ -10,6 +10,8 @@ Steps (each in a fresh process, so that its peak resident memory is its own):
   --mc-samples), into WORLD/raw
 - validate: what `churn validate` does (pipeline.validate.check + write_clean) into
   WORLD/clean, with DuckDB under the same --threads and --memory-limit as the features
+- trusted_clean (instead of validate, not by default): the same clean folder without the
+  checks, for simulated worlds too large to validate in the time at hand
 - scan: a bare DuckDB scan that reads every event column the features use and aggregates by
   account (the floor that features at one cutoff are compared with)
 - featurize_one: pipeline.featurize.features_at at one cutoff (default: the day after the data)
@@ -31,7 +33,6 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import threading
@@ -40,7 +41,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ("simulate", "validate", "scan", "featurize_one", "featurize_schedule", "train", "score")
+STEPS = (
+    "simulate",
+    "validate",
+    "trusted_clean",
+    "scan",
+    "featurize_one",
+    "featurize_schedule",
+    "train",
+    "score",
+)
 EVENT_TABLES = ("orders", "interactions", "links")
 # every event column the features read (features/), aggregated per account by the bare scan
 SCAN = {
@@ -145,6 +155,67 @@ def step_validate(s: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": _elapsed(started), "rows_in": events, "rows_out": events}
 
 
+def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
+    """The clean folder validate would write, without its checks: for simulated worlds only.
+
+    Each contract column cast to its contract type, in file order, and the report that
+    `pipeline.validate.load` opens; at a million accounts this takes minutes where validate
+    takes most of an hour on this machine. Simulated data passes every check, so the tables
+    are the ones validate writes (the bench's tests compare them).
+    """
+    import duckdb
+
+    from pipeline.contract import EVENT_TIME, SQL_TYPES, TABLES
+    from pipeline.io import atomic_dir, write_json
+    from pipeline.validate import REPORT_NAME
+
+    spec = _engine(s["params"])
+    raw, clean = Path(s["world"]) / "raw", Path(s["clean"])
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(spec.threads)}")
+    if spec.memory_limit:
+        con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+    started = _clock()
+    tables, spans = {}, []
+    with atomic_dir(clean) as tmp:
+        for name, table in TABLES.items():
+            path = raw / f"{name}.parquet"
+            if not path.is_file():
+                continue
+            present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall()}
+            cols = [c for c in table.columns if c.name in present]
+            select = ", ".join(
+                f'CAST("{c.name}" AS {SQL_TYPES[c.kind]}) AS "{c.name}"' for c in cols
+            )
+            con.execute(
+                f"COPY (SELECT {select} FROM read_parquet('{path}')) "
+                f"TO '{tmp / (name + '.parquet')}' (FORMAT parquet)"
+            )
+            rows = con.execute(f"SELECT count(*) FROM '{path}'").fetchone()[0]
+            tables[name] = {
+                "rows": rows,
+                "columns": [c.name for c in cols],
+                "file": path.name,
+                "encoding": None,
+                "clean_rows": rows,
+            }
+            if name in EVENT_TIME:
+                spans.append(f"SELECT {EVENT_TIME[name]} AS t FROM '{tmp / (name + '.parquet')}'")
+        start, end = con.execute(
+            "SELECT CAST(CAST(min(t) AS DATE) AS VARCHAR), CAST(CAST(max(t) AS DATE) AS VARCHAR) "
+            f"FROM ({' UNION ALL '.join(spans)})"
+        ).fetchone()
+        report = {
+            "data_dir": str(raw), "ok": True, "policy": "fail", "end_date": None,
+            "tables": tables, "data_start": start, "data_end": end, "notes": [],
+            "problems": [], "dropped": {}, "mapped_to_other": {},
+        }  # fmt: skip
+        write_json(report, tmp / REPORT_NAME)  # last: load() trusts tables older than it
+    seconds = _elapsed(started)
+    events = sum(tables[t]["rows"] for t in EVENT_TABLES if t in tables)
+    return {"seconds": seconds, "rows_in": events, "rows_out": events}
+
+
 def step_scan(s: dict[str, Any]) -> dict[str, Any]:
     """Every event column the features use, read and aggregated per account, on DuckDB."""
     import duckdb
@@ -241,6 +312,7 @@ def schedule(validated, label, n: int, every_days: int) -> list:
 CHILD_STEPS = {
     "simulate": step_simulate,
     "validate": step_validate,
+    "trusted_clean": step_trusted_clean,
     "scan": step_scan,
     "featurize_one": step_featurize_one,
     "featurize_schedule": step_featurize_schedule,
@@ -374,7 +446,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--world", type=Path, help="folder for the world and outputs")
     p.add_argument("--reuse", type=Path, help="a world simulated before (DIR/raw): no simulate")
-    p.add_argument("--steps", default=",".join(STEPS[1:]), help="comma-separated, in order")
+    p.add_argument(
+        "--steps",
+        default=",".join(s for s in STEPS[1:] if s != "trusted_clean"),
+        help="comma-separated, in order",
+    )
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads (features.threads)")
     p.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB")
     p.add_argument("--engine", default=None, help="features.engine: auto, join or window")
@@ -406,9 +482,10 @@ def main(argv: list[str] | None = None) -> int:
         world = (args.world or Path("/tmp/aftersale-bench") / str(args.accounts)).resolve()
         if "simulate" not in steps and not (world / "raw").is_dir():
             steps.insert(0, "simulate")
-    tag = f"{args.threads}t-{args.memory_limit or 'nolimit'}"
-    work = world / "bench" / tag
-    shutil.rmtree(work, ignore_errors=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")  # one folder per run: runs may share a world
+    work = (
+        world / "bench" / f"{stamp}-{os.getpid()}-{args.threads}t-{args.memory_limit or 'nolimit'}"
+    )
     work.mkdir(parents=True)
     params = params_for(args)
     import yaml
