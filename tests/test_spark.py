@@ -4,6 +4,7 @@ pandas. One local Spark session serves the whole module (local[2], two shuffle p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightgbm as lgb
@@ -59,9 +60,12 @@ def con():
     with its quick JIT only: on a small world that more than halves the time of the first
     queries (measured 40 s against 102 s for the first features at one cutoff)."""
     quick = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    environ = dict(os.environ)  # a local session sets a few variables for its workers
     session = spark.session("local[2]", quick)
     yield spark.connect(session)
     session.stop()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.fixture(scope="module")
