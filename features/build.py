@@ -196,6 +196,74 @@ def _window_engine(
     return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
 
 
+class _StreamView:
+    """A table seen as one stream's rows: `_ts`, `_epoch` and `_day` are that stream's."""
+
+    def __init__(self, table: ir.Table, stream: str) -> None:
+        self._table, self._stream = table, stream
+
+    def __getattr__(self, name: str) -> ir.Value:
+        if name in ("_ts", "_epoch", "_day"):
+            name = f"{name}__{self._stream}"
+        return getattr(self._table, name)
+
+    def __getitem__(self, name: str) -> ir.Value:
+        return getattr(self, name)
+
+
+def _one_cutoff_engine(
+    tables: dict[str, ir.Table],
+    table: str,
+    streams: dict[str, dict[str, Agg]],
+    cfg: FeatureConfig,
+    cutoff: pd.Timestamp,
+) -> ir.Table:
+    """The join engine for a single cutoff: every stream of one table in one grouped pass.
+
+    With one cutoff there is nothing to join: each row is placed in time once per stream
+    (orders by order date, by promised date, ...), and each aggregate filters on its stream's
+    time before the cutoff, its window and its condition.
+    """
+    cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
+    cday = int(pd.Timestamp(cutoff).value // 10**9 // SECONDS_A_DAY)
+    t = tables[table].mutate(cutoff=cut)
+    placed = {}
+    for name in streams:
+        ts = STREAMS[name].at(t)
+        placed[f"_ts__{name}"] = ts
+        placed[f"_epoch__{name}"] = ts.epoch_seconds().cast("float64")
+        placed[f"_day__{name}"] = _day(ts)
+    t = t.mutate(**placed)
+    flags: dict[ops.Node, str] = {}
+
+    def flag(condition: ir.BooleanValue) -> str:
+        return flags.setdefault(condition.op(), f"_flag{len(flags)}")
+
+    conditions = {}
+    for name, aggs in streams.items():
+        view, stream = _StreamView(t, name), STREAMS[name]
+        before = view._day < cday
+        if stream.rows is not None:
+            before &= stream.rows(view)
+        for key, agg in aggs.items():
+            parts = [before, _in_window(cday - view._day, agg, cfg)]
+            parts += [agg.where(view, cfg)] if agg.where is not None else []
+            conditions[key] = (name, [flag(p) for p in parts])
+    t = t.mutate(**{name: op.to_expr() for op, name in flags.items()})
+    values = {}
+    for name, aggs in streams.items():
+        view = _StreamView(t, name)
+        for key, agg in aggs.items():
+            where = ibis.literal(True)
+            for column in conditions[key][1]:
+                where &= t[column].fill_null(False)
+            plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
+            values[key] = _aggregate(view, plain, cfg, where)
+    unique, alias = _unique(values)
+    out = t.group_by("account_id").aggregate(**unique)
+    return out.select("account_id", cutoff=cut, **{k: out[alias[k]] for k in values})
+
+
 def _unique(values: dict[str, ir.Value]) -> tuple[dict[str, ir.Value], dict[str, str]]:
     """Compute an aggregate that several features share once: (unique ones, name -> unique)."""
     first: dict[ops.Node, str] = {}
@@ -277,8 +345,13 @@ def build_features(
     cfg: FeatureConfig,
     groups: Sequence[str] = GROUPS,
     engine: str = "join",
+    cutoff: pd.Timestamp | None = None,
 ) -> ir.Table:
-    """Features for every (account_id, cutoff) of `spine`, in catalog order, keys first."""
+    """Features for every (account_id, cutoff) of `spine`, in catalog order, keys first.
+
+    `cutoff`: the spine's only cutoff, when it has one; the join engine then reads each table
+    once for all its streams.
+    """
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(GROUPS)}")
@@ -288,14 +361,19 @@ def build_features(
     spine = spine.select(*KEYS).cache()
     result = spine
     kinds: dict[str, str] = {}
+    parts = []  # one query per stream, or per table for a single cutoff
+    by_table: dict[str, dict[str, dict[str, Agg]]] = {}
     for stream, aggs in _stream_aggs(chosen).items():
         kinds |= {name: agg.kind for name, agg in aggs.items()}
-        # Materialized one stream at a time: compiling one query for every stream is slow.
-        agg = (
-            aggregates(tables, spine, stream, aggs, cfg, engine)
-            .rename(_aid="account_id", _cut="cutoff")
-            .cache()
-        )
+        kind = STREAMS[stream]
+        if engine == "join" and cutoff is not None and not (kind.static or kind.prepare):
+            by_table.setdefault(kind.table, {})[stream] = aggs
+        else:
+            parts.append(aggregates(tables, spine, stream, aggs, cfg, engine))
+    parts += [_one_cutoff_engine(tables, t, st, cfg, cutoff) for t, st in by_table.items()]
+    for part in parts:
+        # Materialized one at a time: compiling one query for every stream is slow.
+        agg = part.rename(_aid="account_id", _cut="cutoff").cache()
         result = result.left_join(
             agg, [result.account_id == agg._aid, result.cutoff == agg._cut]
         ).drop("_aid", "_cut")

@@ -184,7 +184,7 @@ def features_at(
     mode = label.resolve(tables)
     engine = choose_engine(spec.engine, 1)
     spine = spine_for(tables, [as_of], mode, label, engine)
-    return _to_pandas(build_features(tables, spine, cfg, groups, engine))
+    return _to_pandas(build_features(tables, spine, cfg, groups, engine, cutoff=as_of))
 
 
 def training_frame(

@@ -158,7 +158,9 @@ def features(
     con = ibis.duckdb.connect()
     tables = {name: con.create_table(name, typed(frame)) for name, frame in world.items()}
     spine = eligible_spine(tables, list(cutoffs), engine=engine)
-    out = build_features(tables, spine, CFG, engine=engine).to_pandas()
+    # one cutoff: the join reads each table once for all its streams; several: per stream
+    single = cutoffs[0] if len(cutoffs) == 1 else None
+    out = build_features(tables, spine, CFG, engine=engine, cutoff=single).to_pandas()
     return out.sort_values(["cutoff", "account_id"]).reset_index(drop=True)
 
 
