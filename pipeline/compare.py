@@ -41,6 +41,12 @@ def recent_runs(root: Path, experiment: str, last: int) -> list:
     )
 
 
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+
+
 def table(runs: list, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
     """One column per run (oldest left); rows: run facts, key metrics, params that differ."""
     runs = list(reversed(runs))
@@ -57,12 +63,12 @@ def table(runs: list, metrics: tuple[str, ...] = KEY_METRICS) -> pd.DataFrame:
     for key in metrics:
         values = [r.data.metrics.get(key) for r in runs]
         if any(v is not None for v in values):
-            rows[key] = ["-" if v is None else f"{v:.4f}" for v in values]
+            rows[key] = [_fmt(v) for v in values]
     names = sorted({k for r in runs for k in r.data.params} - set(IGNORED_PARAMS))
     for name in names:
         values = [r.data.params.get(name, "-") for r in runs]
         if len(set(values)) > 1:
-            rows[f"param {name}"] = values
+            rows[f"param {name}"] = [v if len(v) <= 30 else v[:29] + "…" for v in values]
     return pd.DataFrame(rows, index=columns).T
 
 
