@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -82,12 +85,18 @@ class EngineSpec:
 def ibis_tables(validated: Validated, spec: EngineSpec | None = None) -> dict[str, ir.Table]:
     """The clean tables as Ibis tables on the validation's DuckDB connection."""
     spec = spec or EngineSpec()
-    validated.con.execute(f"SET threads = {int(spec.threads)}")
+    con = validated.con
+    con.execute(f"SET threads = {int(spec.threads)}")
+    # An in-memory DuckDB spills to ./.tmp, which under `dvc repro` is the repository.
+    spill = Path(tempfile.gettempdir()) / f"aftersale-duckdb-{os.getpid()}"
+    con.execute(f"SET temp_directory = '{spill}'")
     if spec.memory_limit:
         try:
-            validated.con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+            con.execute(f"SET memory_limit = '{spec.memory_limit}'")
         except Exception as exc:  # DuckDB's message names the accepted units
             raise UserError(f"features.memory_limit {spec.memory_limit!r}: {exc}") from exc
+        # results are ordered explicitly; not keeping insertion order lets DuckDB spill more
+        con.execute("SET preserve_insertion_order = false")
     con = ibis.duckdb.from_connection(validated.con)
     return {name: con.table(validated.view(name)) for name in validated.columns}
 
