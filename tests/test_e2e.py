@@ -88,7 +88,8 @@ def test_mlflow_store_at_repo_root_with_registered_champion(repo):
     run = client.get_run(champion.run_id)
     head = _run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
     assert run.data.tags["git_commit"] == head
-    assert run.data.params["train.num_leaves"] == "31"
+    leaves = yaml.safe_load((root / "params.yaml").read_text())["train"]["num_leaves"]
+    assert run.data.params["train.num_leaves"] == str(leaves)
     assert run.data.params["simulate.accounts"] == "400"
     assert {"valid.auc", "test.auc", "oracle.auc"} <= set(run.data.metrics)
     info = json.loads((root / "data" / "model" / "train_info.json").read_text())
