@@ -35,6 +35,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -337,18 +338,20 @@ def _du(path: Path) -> int:
 
 
 def run_process(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run cmd; its wall time, peak RSS (GiB, from wait4) and the most spilled to cwd/.tmp."""
-    spill = cwd / ".tmp"  # DuckDB's temp_directory for an in-memory database
+    """Run cmd; its wall time, peak RSS (GiB, from wait4) and the most DuckDB spilled."""
     started = time.perf_counter()
     with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        # DuckDB's temp_directory: the features' (pipeline.featurize.ibis_tables) and, for
+        # other connections, ./.tmp
+        spills = [cwd / ".tmp", Path(tempfile.gettempdir()) / f"aftersale-duckdb-{proc.pid}"]
         peak_spill, done = 0, threading.Event()
 
         def watch() -> None:
             nonlocal peak_spill
             while not done.wait(0.5):
-                if spill.exists():
-                    peak_spill = max(peak_spill, _du(spill))
+                used = sum(_du(s) for s in spills if s.exists())
+                peak_spill = max(peak_spill, used)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
