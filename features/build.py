@@ -137,26 +137,11 @@ def _join_engine(
             cond.append(ev._day >= s._cday - max(reach))
         joined = ev.join(s, cond)
     joined = joined.mutate(cutoff=joined._cut, _age=joined._cday - joined._day)
-    # Every distinct condition (a window, an event type, ...) becomes a column computed once
-    # per row; the aggregates then filter on a conjunction of these flags.
-    flags: dict[ops.Node, str] = {}
-
-    def flag(condition: ir.BooleanValue) -> str:
-        return flags.setdefault(condition.op(), f"_flag{len(flags)}")
-
     conditions = {}
     for name, agg in aggs.items():
         parts = [] if static else [_in_window(joined._age, agg, cfg)]
-        parts += [agg.where(joined, cfg)] if agg.where is not None else []
-        conditions[name] = [flag(p) for p in parts]
-    joined = joined.mutate(**{name: op.to_expr() for op, name in flags.items()})
-    values = {}
-    for name, agg in aggs.items():
-        where = ibis.literal(True)
-        for column in conditions[name]:
-            where &= joined[column].fill_null(False)
-        plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
-        values[name] = _aggregate(joined, plain, cfg, where)
+        conditions[name] = parts + ([agg.where(joined, cfg)] if agg.where is not None else [])
+    joined, values = _flagged(joined, aggs, conditions, cfg)
     unique, alias = _unique(values)
     out = joined.group_by(account_id="_aid", cutoff="_cut").aggregate(**unique)
     return out.select(*KEYS, **{name: out[alias[name]] for name in values})
@@ -234,12 +219,7 @@ def _one_cutoff_engine(
         placed[f"_epoch__{name}"] = ts.epoch_seconds().cast("float64")
         placed[f"_day__{name}"] = _day(ts)
     t = t.mutate(**placed)
-    flags: dict[ops.Node, str] = {}
-
-    def flag(condition: ir.BooleanValue) -> str:
-        return flags.setdefault(condition.op(), f"_flag{len(flags)}")
-
-    conditions = {}
+    conditions, every = {}, {}
     for name, aggs in streams.items():
         view, stream = _StreamView(t, name), STREAMS[name]
         before = view._day < cday
@@ -247,21 +227,39 @@ def _one_cutoff_engine(
             before &= stream.rows(view)
         for key, agg in aggs.items():
             parts = [before, _in_window(cday - view._day, agg, cfg)]
-            parts += [agg.where(view, cfg)] if agg.where is not None else []
-            conditions[key] = (name, [flag(p) for p in parts])
-    t = t.mutate(**{name: op.to_expr() for op, name in flags.items()})
-    values = {}
-    for name, aggs in streams.items():
-        view = _StreamView(t, name)
-        for key, agg in aggs.items():
-            where = ibis.literal(True)
-            for column in conditions[key][1]:
-                where &= t[column].fill_null(False)
-            plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
-            values[key] = _aggregate(view, plain, cfg, where)
+            conditions[key] = parts + ([agg.where(view, cfg)] if agg.where is not None else [])
+        every |= aggs
+    t, values = _flagged(t, every, conditions, cfg)
     unique, alias = _unique(values)
     out = t.group_by("account_id").aggregate(**unique)
     return out.select("account_id", cutoff=cut, **{k: out[alias[k]] for k in values})
+
+
+def _flagged(
+    t: ir.Table,
+    aggs: dict[str, Agg],
+    conditions: dict[str, list[ir.BooleanValue]],
+    cfg: FeatureConfig,
+) -> tuple[ir.Table, dict[str, ir.Value]]:
+    """Every distinct condition (a window, an event type, ...) as a column computed once per
+    row, and each aggregate filtered on the conjunction of its own: (table, aggregates).
+
+    Values are read through the aggregate's stream (`_epoch` is that stream's time)."""
+    flags: dict[ops.Node, str] = {}
+    names = {
+        key: [flags.setdefault(p.op(), f"_flag{len(flags)}") for p in parts]
+        for key, parts in conditions.items()
+    }
+    t = t.mutate(**{name: op.to_expr() for op, name in flags.items()})
+    values = {}
+    for key, agg in aggs.items():
+        where = ibis.literal(True)
+        for column in names[key]:
+            where &= t[column].fill_null(False)
+        view = _StreamView(t, agg.stream) if f"_day__{agg.stream}" in t.columns else t
+        plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
+        values[key] = _aggregate(view, plain, cfg, where)
+    return t, values
 
 
 def _unique(values: dict[str, ir.Value]) -> tuple[dict[str, ir.Value], dict[str, str]]:

@@ -38,14 +38,14 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     return proc
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    repo = tmp_path_factory.mktemp("clone")
+def project_copy(repo: Path, accounts: int, mc_samples: int) -> dict[str, str]:
+    """This tree copied into `repo` as a fresh git repository with a small simulated world;
+    returns the environment to run its commands in (no MLflow or DVC settings inherited)."""
     for name in _project_files():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, repo / name)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["simulate"].update(accounts=400, mc_samples=16)
+    params["simulate"].update(accounts=accounts, mc_samples=mc_samples)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(
@@ -58,6 +58,13 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     )
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
         _run(cmd, repo, env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path_factory.mktemp("clone")
+    env = project_copy(repo, accounts=400, mc_samples=16)
     _run([str(BIN / "dvc"), "repro"], repo, env)
     return repo, env
 

@@ -4,18 +4,14 @@ at the repository root: real `dvc exp run --queue` / `--run-all`, real MLflow, n
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.test_e2e import _project_files
+from tests.test_e2e import project_copy
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.e2e
@@ -30,23 +26,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 @pytest.fixture(scope="module")
 def queued(tmp_path_factory):
     repo = tmp_path_factory.mktemp("queue")
-    for name in _project_files():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["simulate"].update(accounts=300, mc_samples=8)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        DVC_NO_ANALYTICS="1",
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@t",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@t",
-    )
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
-        _run(cmd, repo, env)
+    env = project_copy(repo, accounts=300, mc_samples=8)
     dvc = str(BIN / "dvc")
     _run([dvc, "exp", "run", "--queue", "-S", "train.learning_rate=0.05"], repo, env)
     _run([dvc, "exp", "run", "--run-all"], repo, env)
