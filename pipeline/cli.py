@@ -50,6 +50,12 @@ def _params(path: Path | None) -> dict[str, Any]:
     return load_params(path or default_params_file())
 
 
+def _optional_params(path: Path | None) -> dict[str, Any]:
+    """params.yaml when given or present; else none (commands with their own defaults)."""
+    found = path or default_params_file()
+    return _params(found) if path or found.is_file() else {}
+
+
 def _date(value: str | None, option: str):
     import pandas as pd
 
@@ -146,8 +152,7 @@ def validate(
     from pipeline.io import write_json
     from pipeline.validate import REJECTS_NAME, check, write_clean
 
-    params_path = params_file or default_params_file()
-    params = _params(params_path) if params_file or params_path.is_file() else {}
+    params = _optional_params(params_file)
     settings = params.get("validate") or {}
     result = check(
         data,
@@ -201,7 +206,7 @@ def featurize(
     params = _params(params_file)
     cfg = FeatureConfig.from_params(params.get("features", {}))
     label = fz.LabelSpec.from_params(params.get("label", {}))
-    groups = params.get("features", {}).get("groups") or fz.GROUPS
+    groups = fz.check_groups(params.get("features", {}).get("groups") or fz.GROUPS)
     spec = fz.EngineSpec.from_params(params.get("features", {}))
     if _engine(engine) == "spark":
         from pipeline import spark as fx
@@ -393,8 +398,7 @@ def compare(
     """Recent training runs side by side: key metrics and only the params that differ."""
     from pipeline.compare import compare as compare_runs
 
-    params_path = params_file or default_params_file()
-    params = _params(params_path) if params_file or params_path.is_file() else {}
+    params = _optional_params(params_file)
     name = experiment or (params.get("mlflow") or {}).get("experiment", "churn")
     typer.echo(compare_runs(repo_root(), name, last))
 

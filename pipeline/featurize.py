@@ -14,7 +14,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from features import FeatureConfig, build_features, eligible_spine
-from features.build import choose_engine
+from features.build import ENGINES, choose_engine
 from features.catalog import GROUPS
 from pipeline.errors import UserError
 from pipeline.validate import Validated
@@ -76,10 +76,24 @@ class EngineSpec:
     @classmethod
     def from_params(cls, params: dict) -> EngineSpec:
         spec = cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
-        choose_engine(spec.engine, 1)  # a clear error for an unknown engine
+        if spec.engine not in ENGINES:
+            raise UserError(
+                f"features.engine must be one of {', '.join(ENGINES)}; got {spec.engine!r}"
+            )
         if not isinstance(spec.threads, int) or spec.threads < 1:
             raise UserError(f"features.threads must be a whole number >= 1; got {spec.threads!r}")
         return spec
+
+
+def check_groups(groups: Sequence[str]) -> list[str]:
+    """features.groups, checked against the catalog's groups."""
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise UserError(
+            f"features.groups: unknown group(s) {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(GROUPS)}"
+        )
+    return list(groups)
 
 
 def ibis_tables(validated: Validated, spec: EngineSpec | None = None) -> dict[str, ir.Table]:

@@ -256,3 +256,26 @@ def test_feature_docs_are_up_to_date():
     assert page.read_text() == render_markdown(), "docs/features.md is stale: run `churn docs`"
     for feature in CATALOG:
         assert f"`{feature.name}`" in page.read_text()
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"engine": "turbo"}, "features.engine must be one of auto, join, window"),
+        ({"threads": 0}, "features.threads must be a whole number"),
+    ],
+)
+def test_engine_settings_are_checked(settings, message):
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        EngineSpec.from_params(settings)
+
+
+def test_unknown_feature_groups_are_a_clear_error():
+    from pipeline.errors import UserError
+    from pipeline.featurize import check_groups
+
+    assert check_groups(["trust"]) == ["trust"]
+    with pytest.raises(UserError, match="unknown group.*'silnce'"):
+        check_groups(["silnce", "trust"])
