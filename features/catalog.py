@@ -161,6 +161,16 @@ def log_trend(recent: ir.NumericValue, prior: ir.NumericValue) -> ir.FloatingVal
     return ((recent + 1.0) / (prior + 1.0)).ln()
 
 
+def rate_vs_history(a: Any, c: FeatureConfig) -> ir.FloatingValue:
+    """A rate a day in the recent window over the account's own rate in its history before it.
+
+    Needs the aggregates `recent` and `before` (amounts in the recent window and before it) and
+    `first` (the time history starts); unknown without history before the recent window.
+    """
+    history = ibis.greatest(since(a, a.first) - c.recent_days, 0.0)
+    return ratio(a.recent / c.recent_days, ratio(a.before, history))
+
+
 def known_if(flag: ir.BooleanValue, value: ir.Value) -> ir.Value:
     """`value` where `flag` holds, else unknown (null)."""
     return ibis.ifelse(flag, value, ibis.null(value.type()))

@@ -17,12 +17,21 @@ from features.catalog import (
     last,
     log_trend,
     mean,
+    rate_vs_history,
     ratio,
     since,
     total,
 )
 
 G = "engagement"
+# Customer-initiated interactions that do not follow engagement: complaints follow voice and
+# grievances, rfqs shopping around, inspections distrust, forecasts trust.
+NOT_ENGAGED = ("complaint", "rfq", "inspection", "forecast_shared")
+# Supplier touches of the last year by quarter (fixed windows in days), each discounted by 2% a
+# week to its middle; touches by other departments count a quarter of an engineer's.
+QUARTERS = ((0, 90), (90, 180), (180, 365))
+WEEKLY_DECAY = 0.98
+OTHER_TOUCH_WEIGHT = 0.25
 
 
 def _by_supplier(t, c):
@@ -42,6 +51,48 @@ def _touches(departments: str) -> dict[str, Agg]:
 
 def _amount(t):
     return t.amount
+
+
+def _log_amount(t):
+    return t.amount.ln()
+
+
+def _positive(t, c):
+    return t.amount > 0
+
+
+def _engaged(t, c):
+    """Customer-initiated service requests, repairs, meetings and other contacts."""
+    return (t.initiated_by == "customer") & ~t.type.isin(NOT_ENGAGED)
+
+
+def _engaged_trend(a, c):
+    """log((engaged contacts of the last 60 days, scaled to recent_days, + 1) / (prior + 1))."""
+    return log_trend(a.last60 * (c.recent_days / 60.0), a.prior)
+
+
+def _by_engineers(t, c):
+    return _by_supplier(t, c) & t.department.isin(c.engineering_departments)
+
+
+def _by_others(t, c):
+    return _by_supplier(t, c) & ~t.department.isin(c.engineering_departments)
+
+
+def _weighted_touches(a, c):
+    total_ = 0.0
+    for i, (lo, hi) in enumerate(QUARTERS):
+        weight = WEEKLY_DECAY ** ((lo + hi) / 2 / 7)
+        total_ += weight * (getattr(a, f"eng{i}") + OTHER_TOUCH_WEIGHT * getattr(a, f"oth{i}"))
+    return total_
+
+
+def _touch_aggs() -> dict[str, Agg]:
+    aggs = {}
+    for i, window in enumerate(QUARTERS):
+        aggs[f"eng{i}"] = count("interactions", window, _by_engineers)
+        aggs[f"oth{i}"] = count("interactions", window, _by_others)
+    return aggs
 
 
 def _contact(t):
@@ -211,5 +262,92 @@ FEATURES = (
             "both": distinct("interactions", _contact, "two_recent"),
             "recent": distinct("interactions", _contact, "recent"),
         },
+    ),
+    Feature(
+        "order_rate_ratio", G,
+        "Orders a day in the recent window over the account's own rate before it (since its "
+        "first order): below 1 means ordering less than usual; empty without earlier history.",
+        "ratio", "lower", "orders",
+        rate_vs_history,
+        aggs={
+            "recent": count("orders", "recent"),
+            "before": count("orders", "before_recent"),
+            "first": first("orders"),
+        },
+    ),
+    Feature(
+        "order_value_rate_ratio", G,
+        "Order value a day in the recent window over the account's own value a day before it.",
+        "ratio", "lower", "orders",
+        rate_vs_history,
+        aggs={
+            "recent": total("orders", _amount, "recent"),
+            "before": total("orders", _amount, "before_recent"),
+            "first": first("orders"),
+        },
+    ),
+    Feature(
+        "order_log_value_shift", G,
+        "Mean ln(order amount) in the recent window less that before it: below 0 means smaller "
+        "orders than usual; empty without orders in either.",
+        "log ratio", "lower", "orders",
+        lambda a, c: a.recent - a.before,
+        aggs={
+            "recent": mean("orders", _log_amount, "recent", _positive),
+            "before": mean("orders", _log_amount, "before_recent", _positive),
+        },
+    ),
+    Feature(
+        "engaged_contacts_recent", G,
+        "Service requests, repairs, meetings and other contacts the customer initiated in the "
+        "recent window (not complaints, rfqs, inspections or forecasts): an engaged customer.",
+        "count", "lower", "interactions",
+        lambda a, c: a.n,
+        requires=("initiated_by",), fill_zero=True,
+        aggs={"n": count("interactions", "recent", _engaged)},
+    ),
+    Feature(
+        "engaged_contact_rate_ratio", G,
+        "Engaged customer contacts a day in the recent window over the account's own rate before "
+        "it (since its first interaction); empty without earlier engaged contacts.",
+        "ratio", "lower", "interactions",
+        rate_vs_history,
+        requires=("initiated_by",),
+        aggs={
+            "recent": count("interactions", "recent", _engaged),
+            "before": count("interactions", "before_recent", _engaged),
+            "first": first("interactions"),
+        },
+    ),
+    Feature(
+        "engaged_contact_trend", G,
+        "log((engaged customer contacts of the last 60 days, scaled to the recent window, + 1) / "
+        "(those of the prior window + 1)): below 0 means the customer is withdrawing.",
+        "log ratio", "lower", "interactions",
+        _engaged_trend,
+        requires=("initiated_by",), fill_zero=True,
+        aggs={
+            "last60": count("interactions", (0, 60), _engaged),
+            "prior": count("interactions", "prior", _engaged),
+        },
+    ),
+    Feature(
+        "weighted_touches_year", G,
+        "Supplier touches of the last year by quarter, each quarter discounted by 2% a week of "
+        "age, engineering and manufacturing counting 1 and other departments 0.25: the "
+        "attention that keeps a relationship healthy, remembered as the relationship does.",
+        "weighted count", "lower", "interactions",
+        _weighted_touches,
+        requires=("initiated_by", "department"), fill_zero=True,
+        aggs=_touch_aggs(),
+    ),
+    Feature(
+        "days_since_new_contact", G,
+        "Days since the newest customer contact person was first seen: a recent sponsor "
+        "change; empty without contact persons.",
+        "days", "lower", "interactions",
+        lambda a, c: since(a, a.t),
+        requires=("contact_id",),
+        aggs={"t": last("contacts_first")},
     ),
 )  # fmt: skip

@@ -2,16 +2,19 @@
 
 Point in time: an order promised before the cutoff is known late at the cutoff if it was not
 delivered by its promised date, even when it is delivered later; lateness counts up to the cutoff.
+Service keeps its promises by resolving complaints, service requests and repairs: how long that
+takes (on a log scale, as resolution times are skewed) and how many are never resolved.
 """
 
 from __future__ import annotations
 
 import ibis
 
-from features.catalog import Agg, Feature, count, known_if, ratio
+from features.catalog import Agg, Feature, count, known_if, mean, ratio
 
 G = "promises"
 NEEDS = ("promised_date", "delivered_date")
+RESOLVABLE = ("complaint", "service_request", "repair")
 
 
 def _late(t, c):
@@ -37,6 +40,21 @@ def _mean_lateness(a, window: str):
 def _lateness_trend(a, c):
     """Mean lateness of orders due in the recent window minus that of the window before."""
     return _mean_lateness(a, "recent") - _mean_lateness(a, "prior")
+
+
+def _resolvable(t, c):
+    return t.type.isin(RESOLVABLE)
+
+
+def _log_resolution_hours(t):
+    """ln of the hours from an interaction to its resolution (at least a minute)."""
+    seconds = t.resolved_at.epoch_seconds() - t.occurred_at.epoch_seconds()
+    return (ibis.greatest(seconds, 60) / 3600.0).ln()
+
+
+def _resolution(window: str) -> dict[str, Agg]:
+    """Mean log hours to resolve the resolvable interactions resolved in `window`."""
+    return {"v": mean("resolutions", _log_resolution_hours, window, _resolvable)}
 
 
 FEATURES = (
@@ -101,6 +119,38 @@ FEATURES = (
             "due_recent": count("orders_due", "recent"),
             "late_prior": _lateness("sum", "prior"),
             "due_prior": count("orders_due", "prior"),
+        },
+    ),
+    Feature(
+        "resolution_log_hours_recent", G,
+        "Mean of ln(hours to resolve) over the complaints, service requests and repairs "
+        "resolved in the recent window: the geometric mean's log, robust to a few slow cases.",
+        "log hours", "higher", "interactions",
+        lambda a, c: a.v,
+        requires=("resolved_at",),
+        aggs=_resolution("recent"),
+    ),
+    Feature(
+        "resolution_log_hours_long", G,
+        "Mean of ln(hours to resolve) over the complaints, service requests and repairs "
+        "resolved in the long window.",
+        "log hours", "higher", "interactions",
+        lambda a, c: a.v,
+        requires=("resolved_at",),
+        aggs=_resolution("long"),
+    ),
+    Feature(
+        "unresolved_share_long", G,
+        "Share of the complaints, service requests and repairs of the long window that were "
+        "not resolved by the cutoff (made in the window less resolved in it, over made).",
+        "share", "higher", "interactions",
+        # resolved by the cutoff = closed (the later of made and resolved) before it; the few
+        # made before the window and resolved within it are a negligible overlap
+        lambda a, c: ratio(ibis.greatest(a.made - a.closed, 0), a.made),
+        requires=("resolved_at",),
+        aggs={
+            "made": count("interactions", "long", _resolvable),
+            "closed": count("interactions_closed", "long", _resolvable),
         },
     ),
 )  # fmt: skip

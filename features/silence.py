@@ -5,9 +5,16 @@ No customer is satisfied for long; a quiet one is either not candid or not being
 
 from __future__ import annotations
 
-import ibis
-
-from features.catalog import Feature, count, first, last, log_trend, mean, ratio, since
+from features.catalog import (
+    Feature,
+    count,
+    first,
+    last,
+    log_trend,
+    mean,
+    rate_vs_history,
+    since,
+)
 
 G = "silence"
 
@@ -18,13 +25,6 @@ def _complaint(t, c):
 
 def _by_customer(t, c):
     return t.initiated_by == "customer"
-
-
-def _rate_ratio(a, c):
-    """Complaints a day in the recent window over complaints a day in the history before it."""
-    recent = a.recent / c.recent_days
-    history = ibis.greatest(since(a, a.first) - c.recent_days, 0.0)
-    return ratio(recent, ratio(a.before, history))
 
 
 def _resolution_days(t):
@@ -90,7 +90,7 @@ FEATURES = (
         "Complaints a day in the recent window over the account's own rate before it (since its "
         "first interaction); below 1 means quieter than usual; empty without earlier complaints.",
         "ratio", "lower", "interactions",
-        _rate_ratio,
+        rate_vs_history,
         aggs={
             "recent": count("interactions", "recent", _complaint),
             "before": count("interactions", "before_recent", _complaint),

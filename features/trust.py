@@ -102,6 +102,14 @@ FEATURES = (
         aggs=_count("rfq", "recent"),
     ),
     Feature(
+        "rfqs_long", G,
+        "Requests for quotation in the long window: a habit of shopping around.",
+        "count", "higher", "interactions",
+        lambda a, c: a.n,
+        fill_zero=True,
+        aggs=_count("rfq"),
+    ),
+    Feature(
         "inspections_long", G,
         "Incoming inspections of the supplier's goods in the long window.",
         "count", "higher", "interactions",

@@ -107,6 +107,66 @@ def test_engagement_by_hand(at_april):
     assert c.orders_recent == 1 and c.contacts_active_recent == 0
 
 
+def _with_health_signals(world: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tiny world plus an older order and service history for a (cutoff 2023-04-01)."""
+    w = {k: v.copy() for k, v in world.items()}
+    older = {
+        "order_id": "o6", "account_id": "a", "order_date": T("2022-10-01"), "amount": 400.0,
+        "product_line": "x", "channel": "phone", "promised_date": T("2022-10-10"),
+        "delivered_date": T("2022-10-09"),
+    }  # fmt: skip
+    w["orders"] = pd.concat([w["orders"], pd.DataFrame([older])], ignore_index=True)
+    rows = [  # id, occurred at, type, initiated by, department, contact, resolved at
+        ("i5", "2023-03-01 08:00", "service_request", "customer", "service", "a-2",
+         "2023-03-01 20:00"),
+        ("i6", "2023-03-11 10:00", "repair", "supplier", "engineering", "a-2", "2023-03-12 10:00"),
+        ("i7", "2023-03-21 00:00", "planning_meeting", "customer", "sales", "a-3", None),
+        ("i8", "2022-06-01 00:00", "rfq", "customer", "sales", "a-1", None),
+        ("i9", "2022-08-01 00:00", "other", "customer", "sales", "a-1", None),
+    ]  # fmt: skip
+    extra = pd.DataFrame(
+        [
+            {
+                "interaction_id": i, "account_id": "a", "occurred_at": T(at), "type": kind,
+                "initiated_by": by, "department": dept, "minutes": None, "contact_id": contact,
+                "resolved_at": T(done) if done else pd.NaT,
+            }
+            for i, at, kind, by, dept, contact, done in rows
+        ]
+    )  # fmt: skip
+    w["interactions"] = pd.concat([w["interactions"], extra], ignore_index=True)
+    return w
+
+
+def test_health_signals_by_hand(tmp_path, world):
+    a = feats(write_world(_with_health_signals(world), tmp_path / "w"), "2023-04-01").loc["a"]
+    # resolved in the recent window: i5 after 12 hours, i6 after 24; i1 (48 hours) before it
+    assert a.resolution_log_hours_recent == pytest.approx((math.log(12) + math.log(24)) / 2)
+    assert a.resolution_log_hours_long == pytest.approx(math.log(12 * 24 * 48) / 3)
+    # complaints, service requests and repairs of the year: i1, i2, i5, i6; i2 still open
+    assert a.unresolved_share_long == pytest.approx(1 / 4)
+    assert a.rfqs_long == 1 and a.rfqs_recent == 0
+    # orders: o1, o2 (300) in the recent window; o6 (400) 182 days before, 92 days of history
+    assert a.order_rate_ratio == pytest.approx((2 / 90) / (1 / 92))
+    assert a.order_value_rate_ratio == pytest.approx((300 / 90) / (400 / 92))
+    assert a.order_log_value_shift == pytest.approx(
+        (math.log(100) + math.log(200)) / 2 - math.log(400)
+    )
+    # engaged: i5, i7 recent (both in the last 60 days), i9 243 days before; history from
+    # the rfq i8 304 days before, so 214 days before the recent window
+    assert a.engaged_contacts_recent == 2
+    assert a.engaged_contact_rate_ratio == pytest.approx((2 / 90) / (1 / 214))
+    assert a.engaged_contact_trend == pytest.approx(math.log(2 * 90 / 60 + 1))
+    # supplier touches in the last quarter: i6 by engineering (1), i3 by sales (0.25)
+    assert a.weighted_touches_year == pytest.approx(0.98 ** (45 / 7) * 1.25)
+    assert a.days_since_new_contact == 11  # a-3 first seen 2023-03-21
+    c = feats(write_world(world, tmp_path / "plain"), "2023-04-01").loc["c"]
+    # c: no history before the recent window, no interactions: unknown, or 0 for counts
+    assert pd.isna(c.order_rate_ratio) and pd.isna(c.resolution_log_hours_long)
+    assert pd.isna(c.unresolved_share_long) and pd.isna(c.days_since_new_contact)
+    assert c.engaged_contacts_recent == 0 and c.weighted_touches_year == 0
+
+
 def test_sources_lag_the_cutoff_test_for_a_churned_account(world_dir):
     """b is scored before it churned; its planning meeting counts as collaboration."""
     b = feats(world_dir, "2023-03-01").loc["b"]
