@@ -17,6 +17,8 @@ the cutoff) always use the join; they are small (links) or restricted to few row
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -104,8 +106,7 @@ def events(tables: dict[str, ir.Table], name: str) -> ir.Table:
         t = t.filter(t._ts.notnull())
     if stream.rows is not None:
         t = t.filter(stream.rows(t))
-    epoch = t._ts.epoch_seconds().cast("float64")
-    return t.mutate(_epoch=epoch, _day=_day(t._ts))
+    return t.mutate(_epoch=_epoch(t._ts), _day=_day(t._ts))
 
 
 def _in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.BooleanValue:
@@ -118,7 +119,7 @@ def _aggregate(t: ir.Table, agg: Agg, cfg: FeatureConfig, where: ir.BooleanValue
     if agg.where is not None:
         where = where & agg.where(t, cfg)
     if agg.kind == "count":
-        return t._day.count(where=where)
+        return t.account_id.count(where=where)
     value = agg.value(t)
     return getattr(value, agg.kind)(where=where)
 
@@ -182,14 +183,16 @@ def _window_engine(
 
 
 class _StreamView:
-    """A table seen as one stream's rows: `_ts`, `_epoch` and `_day` are that stream's."""
+    """A table seen as one stream's rows: `_ts` is that stream's time (`_ts__<stream>`);
+    `_epoch` and `_day` are computed from it only where an expression reads them."""
 
     def __init__(self, table: ir.Table, stream: str) -> None:
         self._table, self._stream = table, stream
 
     def __getattr__(self, name: str) -> ir.Value:
         if name in ("_ts", "_epoch", "_day"):
-            name = f"{name}__{self._stream}"
+            ts = self._table[f"_ts__{self._stream}"]
+            return {"_ts": ts, "_epoch": _epoch(ts), "_day": _day(ts)}[name]
         return getattr(self._table, name)
 
     def __getitem__(self, name: str) -> ir.Value:
@@ -207,32 +210,45 @@ def _one_cutoff_engine(
 
     With one cutoff there is nothing to join: each row is placed in time once per stream
     (orders by order date, by promised date, ...), and each aggregate filters on its stream's
-    time before the cutoff, its window and its condition.
+    time before the cutoff, its window and its condition. Windows are comparisons of the
+    stream's time with constant timestamps (no arithmetic per row), and the time of the
+    latest or earliest event is aggregated as a timestamp and turned into seconds afterwards.
     """
+    day = pd.Timestamp(cutoff).normalize()  # windows count whole days before the cutoff's day
+
+    def days_before(n: int) -> ir.TimestampScalar:
+        return ibis.literal((day - pd.Timedelta(days=n)).to_pydatetime(), type="timestamp")
+
     cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
-    cday = int(pd.Timestamp(cutoff).value // 10**9 // SECONDS_A_DAY)
     t = tables[table].mutate(cutoff=cut)
-    placed = {}
-    for name in streams:
-        ts = STREAMS[name].at(t)
-        placed[f"_ts__{name}"] = ts
-        placed[f"_epoch__{name}"] = ts.epoch_seconds().cast("float64")
-        placed[f"_day__{name}"] = _day(ts)
-    t = t.mutate(**placed)
-    conditions, every = {}, {}
+    t = t.mutate(**{f"_ts__{name}": STREAMS[name].at(t) for name in streams})
+    conditions, every, times = {}, {}, set()
     for name, aggs in streams.items():
         view, stream = _StreamView(t, name), STREAMS[name]
-        before = view._day < cday
-        if stream.rows is not None:
-            before &= stream.rows(view)
+        rows = [stream.rows(view)] if stream.rows is not None else []
         for key, agg in aggs.items():
-            parts = [before, _in_window(cday - view._day, agg, cfg)]
+            lo, hi = cfg.window(agg.window)
+            parts = [view._ts < days_before(lo), *rows]
+            if hi is not None:
+                parts.append(view._ts >= days_before(hi))
             conditions[key] = parts + ([agg.where(view, cfg)] if agg.where is not None else [])
-        every |= aggs
+            if agg.kind in ("max", "min") and agg.value(view).equals(view._epoch):
+                agg, _ = Agg(agg.kind, agg.stream, agg.window, agg.where, _time), times.add(key)
+            every[key] = agg
     t, values = _flagged(t, every, conditions, cfg)
     unique, alias = _unique(values)
     out = t.group_by("account_id").aggregate(**unique)
-    return out.select("account_id", cutoff=cut, **{k: out[alias[k]] for k in values})
+    columns = {k: _epoch(out[alias[k]]) if k in times else out[alias[k]] for k in values}
+    return out.select("account_id", cutoff=cut, **columns)
+
+
+def _time(t: ir.Table) -> ir.TimestampValue:
+    return t._ts
+
+
+def _epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
+    """Seconds since 1970-01-01 of a time."""
+    return ts.epoch_seconds().cast("float64")
 
 
 def _flagged(
@@ -250,13 +266,11 @@ def _flagged(
         key: [flags.setdefault(p.op(), f"_flag{len(flags)}") for p in parts]
         for key, parts in conditions.items()
     }
-    t = t.mutate(**{name: op.to_expr() for op, name in flags.items()})
+    t = t.mutate(**{name: op.to_expr().fill_null(False) for op, name in flags.items()})
     values = {}
     for key, agg in aggs.items():
-        where = ibis.literal(True)
-        for column in names[key]:
-            where &= t[column].fill_null(False)
-        view = _StreamView(t, agg.stream) if f"_day__{agg.stream}" in t.columns else t
+        where = functools.reduce(operator.and_, [t[c] for c in names[key]], ibis.literal(True))
+        view = _StreamView(t, agg.stream) if f"_ts__{agg.stream}" in t.columns else t
         plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
         values[key] = _aggregate(view, plain, cfg, where)
     return t, values
