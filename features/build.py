@@ -1,15 +1,19 @@
-"""Assemble features for many (account, cutoff) pairs, by either of two engines.
+"""Assemble features for many (account, cutoff) pairs, by one of three engines.
 
 The spine holds the (account_id, cutoff) pairs. Each feature is a combination of windowed
 aggregates over an account's events of one stream (features/catalog.py). Per stream, the
-aggregates are computed in one query by one of two engines, which give the same values:
+aggregates are computed by one of three engines, which give the same values:
 
 - `join`: the events are joined to every cutoff they precede (and, when every window of the
   stream is bounded, no older than the longest window), then grouped per (account, cutoff).
   Work grows with events x cutoffs: the right choice for one cutoff.
 - `window`: one marker row per (account, cutoff) joins the account's events in one time line;
   window functions with RANGE frames over whole days evaluate every aggregate at every marker,
-  so a whole snapshot schedule takes one sorted pass over the events.
+  so a whole snapshot schedule takes one sorted pass over the events. DuckDB can spill it.
+- `sliding`: DuckDB evaluates every condition once per event and sorts the events by
+  (account, day); compiled loops (features/sliding.py) slide each window from one cutoff of
+  the account to the next. The same work as `window` without a segment tree per aggregate:
+  several times faster, the default for a schedule; the sorted events must fit in memory.
 
 Streams whose conditions need the cutoff itself (links active at the cutoff, lateness known at
 the cutoff) always use the join; they are small (links) or restricted to few rows (late orders).
@@ -18,6 +22,7 @@ the cutoff) always use the join; they are small (links) or restricted to few row
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,11 +32,14 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
+from features import sliding
 from features.catalog import GROUPS, Agg, Feature, FeatureConfig, plan
 
 KEYS = ["account_id", "cutoff"]
-ENGINES = ("auto", "join", "window")
+_TABLES = itertools.count()  # names of the temporary tables of the sliding engine
+ENGINES = ("auto", "join", "window", "sliding")
 SECONDS_A_DAY = 86400
 
 
@@ -182,6 +190,92 @@ def _window_engine(
     return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
 
 
+def _sliding_engine(
+    ev: ir.Table, spine: ir.Table, aggs: dict[str, Agg], cfg: FeatureConfig
+) -> ir.Table:
+    """Aggregates at every (account, cutoff) by sliding windows (features/sliding.py).
+
+    DuckDB evaluates each aggregate's condition and value once per event, numbers the
+    accounts and sorts the events by (account, day); compiled loops then slide every window
+    along each account's cutoffs. Rows of one account and day are also sorted by their
+    values, so that sums add up in the same order run after run.
+    """
+    codes = spine.select("account_id").distinct().mutate(_code=ibis.row_number()).cache()
+    marks = spine.join(codes, "account_id").select("_code", "_cday", *KEYS)
+    marks = marks.order_by("_code", "_cday").to_pyarrow()
+    columns: dict[ops.Node, str] = {}  # each distinct condition and value, computed once
+
+    def column(expr: ir.Value, prefix: str) -> str:
+        return columns.setdefault(expr.op(), f"{prefix}{len(columns)}")
+
+    plan: dict[tuple, str] = {}  # (kind, window, condition, value) -> the first name
+    alias, nunique = {}, set()
+    for name, agg in aggs.items():
+        mask = agg.where(ev, cfg).fill_null(False) if agg.where is not None else ibis.literal(True)
+        value = None
+        if agg.value is not None:
+            value = agg.value(ev)
+            mask &= value.notnull()
+            value = column(value if agg.kind == "nunique" else value.cast("float64"), "_v")
+        if agg.kind == "nunique":
+            nunique.add(value)
+        key = (agg.kind, cfg.window(agg.window), column(mask, "_m"), value)
+        alias[name] = plan.setdefault(key, name)
+    exprs = {name: op.to_expr() for op, name in columns.items()}
+    masks = [c for c in exprs if c.startswith("_m")]
+    values = {c: e.fill_null(0) if c not in nunique else e for c, e in exprs.items() if c[1] == "v"}
+    # conditions travel as bits of a few integers: far fewer columns to sort and fetch
+    words = {
+        f"_w{w}": functools.reduce(
+            operator.add,
+            [exprs[m].cast("int64") * (1 << b) for b, m in enumerate(masks[w : w + 62])],
+        )
+        for w in range(0, len(masks), 62)
+    }
+    rows = ev.join(codes, "account_id").select("_code", "_day", **words, **values)
+    rows = rows.order_by("_code", "_day", *values).to_pyarrow()
+    bits = {
+        m: (rows[f"_w{i - i % 62}"].to_numpy() >> (i % 62)) & 1 == 1 for i, m in enumerate(masks)
+    }
+    numbers = {c: rows[c].to_numpy() if c not in nunique else None for c in values}
+    for c in nunique:
+        numbers[c] = pd.factorize(rows[c].to_pandas())[0]
+    specs = [
+        (
+            kind,
+            lo,
+            hi,
+            bits[mask],
+            None if value is None or kind == "nunique" else numbers[value],
+            numbers[value] if kind == "nunique" else None,
+        )
+        for kind, (lo, hi), mask, value in plan
+    ]
+    accounts = marks["_code"].to_numpy()
+    results = sliding.slide(
+        rows["_code"].to_numpy(),
+        rows["_day"].to_numpy(),
+        accounts,
+        marks["_cday"].to_numpy(),
+        int(accounts.max()) + 1 if accounts.size else 0,
+        specs,
+    )
+    out = {"account_id": marks["account_id"], "cutoff": marks["cutoff"]}
+    for (kind, *_), name, (value, known) in zip(plan, plan.values(), results, strict=True):
+        if kind in ("count", "nunique"):
+            out[name] = pa.array(value.astype("int64"))
+        else:
+            out[name] = pa.array(value, mask=~known)
+    # DuckDB copies the result from where it lies; then the arrays can go
+    backend, view = ibis.get_backend(ev), f"_sliding_{next(_TABLES)}"
+    backend.con.register(view, pa.table(out))
+    table = backend.table(view)
+    try:
+        return table.select(*KEYS, **{name: table[alias[name]] for name in aggs}).cache()
+    finally:
+        backend.con.unregister(view)
+
+
 class _StreamView:
     """A table seen as one stream's rows: `_ts` is that stream's time (`_ts__<stream>`);
     `_epoch` and `_day` are computed from it only where an expression reads them."""
@@ -317,11 +411,11 @@ def eligible_spine(
 
 
 def choose_engine(engine: str, cutoffs: int) -> str:
-    """`auto`: the join for one cutoff, window functions for a schedule."""
+    """`auto`: the join for one cutoff, sliding windows for a schedule."""
     if engine not in ENGINES:
         raise ValueError(f"unknown feature engine {engine!r}; choose from {list(ENGINES)}")
     if engine == "auto":
-        return "join" if cutoffs <= 1 else "window"
+        return "join" if cutoffs <= 1 else "sliding"
     return engine
 
 
@@ -346,8 +440,9 @@ def aggregates(
     spine = spine.mutate(_cday=_day(spine.cutoff))
     ev = events(tables, stream)
     kind = STREAMS[stream]
-    if engine == "window" and not (kind.join_only or kind.static):
-        return _window_engine(ev, spine, aggs, cfg)
+    if engine in ("window", "sliding") and not (kind.join_only or kind.static):
+        slide = engine == "sliding"
+        return (_sliding_engine if slide else _window_engine)(ev, spine, aggs, cfg)
     return _join_engine(ev, spine, aggs, cfg, kind.static)
 
 
@@ -367,8 +462,8 @@ def build_features(
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(GROUPS)}")
-    if engine not in ("join", "window"):
-        raise ValueError(f"feature engine must be join or window, not {engine!r}")
+    if engine not in ENGINES[1:]:
+        raise ValueError(f"feature engine must be one of {ENGINES[1:]}, not {engine!r}")
     chosen = plan({name: list(t.columns) for name, t in tables.items()}, tuple(groups))
     spine = spine.select(*KEYS).cache()
     result = spine
