@@ -295,6 +295,7 @@ class _StreamView:
 
 def _one_cutoff_engine(
     tables: dict[str, ir.Table],
+    spine: ir.Table,
     table: str,
     streams: dict[str, dict[str, Agg]],
     cfg: FeatureConfig,
@@ -307,6 +308,7 @@ def _one_cutoff_engine(
     time before the cutoff, its window and its condition. Windows are comparisons of the
     stream's time with constant timestamps (no arithmetic per row), and the time of the
     latest or earliest event is aggregated as a timestamp and turned into seconds afterwards.
+    Only the rows of the spine's accounts are aggregated (churned accounts have no row in it).
     """
     day = pd.Timestamp(cutoff).normalize()  # windows count whole days before the cutoff's day
 
@@ -314,7 +316,8 @@ def _one_cutoff_engine(
         return ibis.literal((day - pd.Timedelta(days=n)).to_pydatetime(), type="timestamp")
 
     cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
-    t = tables[table].mutate(cutoff=cut)
+    t = tables[table]
+    t = t.filter(t.account_id.isin(spine.account_id)).mutate(cutoff=cut)
     t = t.mutate(**{f"_ts__{name}": STREAMS[name].at(t) for name in streams})
     conditions, every, times = {}, {}, set()
     for name, aggs in streams.items():
@@ -477,7 +480,7 @@ def build_features(
             by_table.setdefault(kind.table, {})[stream] = aggs
         else:
             parts.append(aggregates(tables, spine, stream, aggs, cfg, engine))
-    parts += [_one_cutoff_engine(tables, t, st, cfg, cutoff) for t, st in by_table.items()]
+    parts += [_one_cutoff_engine(tables, spine, t, st, cfg, cutoff) for t, st in by_table.items()]
     for part in parts:
         # Materialized one at a time: compiling one query for every stream is slow.
         agg = part.rename(_aid="account_id", _cut="cutoff").cache()
