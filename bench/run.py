@@ -456,7 +456,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads (features.threads)")
     p.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB")
-    p.add_argument("--engine", default=None, help="features.engine: auto, join or window")
+    p.add_argument("--engine", default=None, help="features.engine: auto, join, sliding or window")
     p.add_argument("--as-of", default=None, help="featurize_one cutoff [default: data end]")
     p.add_argument("--cutoffs", type=int, default=24, help="cutoffs of the training frame")
     p.add_argument("--every-days", type=int, default=28, help="days between those cutoffs")

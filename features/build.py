@@ -1,15 +1,19 @@
-"""Assemble features for many (account, cutoff) pairs, by either of two engines.
+"""Assemble features for many (account, cutoff) pairs, by one of three engines.
 
 The spine holds the (account_id, cutoff) pairs. Each feature is a combination of windowed
 aggregates over an account's events of one stream (features/catalog.py). Per stream, the
-aggregates are computed in one query by one of two engines, which give the same values:
+aggregates are computed by one of three engines, which give the same values:
 
 - `join`: the events are joined to every cutoff they precede (and, when every window of the
   stream is bounded, no older than the longest window), then grouped per (account, cutoff).
   Work grows with events x cutoffs: the right choice for one cutoff.
 - `window`: one marker row per (account, cutoff) joins the account's events in one time line;
   window functions with RANGE frames over whole days evaluate every aggregate at every marker,
-  so a whole snapshot schedule takes one sorted pass over the events.
+  so a whole snapshot schedule takes one sorted pass over the events. DuckDB can spill it.
+- `sliding`: DuckDB evaluates every condition once per event and sorts the events by
+  (account, day); compiled loops (features/sliding.py) slide each window from one cutoff of
+  the account to the next. The same work as `window` without a segment tree per aggregate:
+  several times faster, the default for a schedule; the sorted events must fit in memory.
 
 Streams whose conditions need the cutoff itself (links active at the cutoff, lateness known at
 the cutoff) always use the join; they are small (links) or restricted to few rows (late orders).
@@ -17,6 +21,9 @@ the cutoff) always use the join; they are small (links) or restricted to few row
 
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -25,11 +32,14 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
+from features import sliding
 from features.catalog import GROUPS, Agg, Feature, FeatureConfig, plan
 
 KEYS = ["account_id", "cutoff"]
-ENGINES = ("auto", "join", "window")
+_TABLES = itertools.count()  # names of the temporary tables of the sliding engine
+ENGINES = ("auto", "join", "window", "sliding")
 SECONDS_A_DAY = 86400
 
 
@@ -104,8 +114,7 @@ def events(tables: dict[str, ir.Table], name: str) -> ir.Table:
         t = t.filter(t._ts.notnull())
     if stream.rows is not None:
         t = t.filter(stream.rows(t))
-    epoch = t._ts.epoch_seconds().cast("float64")
-    return t.mutate(_epoch=epoch, _day=_day(t._ts))
+    return t.mutate(_epoch=_epoch(t._ts), _day=_day(t._ts))
 
 
 def _in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.BooleanValue:
@@ -118,7 +127,7 @@ def _aggregate(t: ir.Table, agg: Agg, cfg: FeatureConfig, where: ir.BooleanValue
     if agg.where is not None:
         where = where & agg.where(t, cfg)
     if agg.kind == "count":
-        return t._day.count(where=where)
+        return t.account_id.count(where=where)
     value = agg.value(t)
     return getattr(value, agg.kind)(where=where)
 
@@ -181,15 +190,103 @@ def _window_engine(
     return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
 
 
+def _sliding_engine(
+    ev: ir.Table, spine: ir.Table, aggs: dict[str, Agg], cfg: FeatureConfig
+) -> ir.Table:
+    """Aggregates at every (account, cutoff) by sliding windows (features/sliding.py).
+
+    DuckDB evaluates each aggregate's condition and value once per event, numbers the
+    accounts and sorts the events by (account, day); compiled loops then slide every window
+    along each account's cutoffs. Rows of one account and day are also sorted by their
+    values, so that sums add up in the same order run after run.
+    """
+    codes = spine.select("account_id").distinct().mutate(_code=ibis.row_number()).cache()
+    marks = spine.join(codes, "account_id").select("_code", "_cday", *KEYS)
+    marks = marks.order_by("_code", "_cday").to_pyarrow()
+    columns: dict[ops.Node, str] = {}  # each distinct condition and value, computed once
+
+    def column(expr: ir.Value, prefix: str) -> str:
+        return columns.setdefault(expr.op(), f"{prefix}{len(columns)}")
+
+    plan: dict[tuple, str] = {}  # (kind, window, condition, value) -> the first name
+    alias, nunique = {}, set()
+    for name, agg in aggs.items():
+        mask = agg.where(ev, cfg).fill_null(False) if agg.where is not None else ibis.literal(True)
+        value = None
+        if agg.value is not None:
+            value = agg.value(ev)
+            mask &= value.notnull()
+            value = column(value if agg.kind == "nunique" else value.cast("float64"), "_v")
+        if agg.kind == "nunique":
+            nunique.add(value)
+        key = (agg.kind, cfg.window(agg.window), column(mask, "_m"), value)
+        alias[name] = plan.setdefault(key, name)
+    exprs = {name: op.to_expr() for op, name in columns.items()}
+    masks = [c for c in exprs if c.startswith("_m")]
+    values = {c: e.fill_null(0) if c not in nunique else e for c, e in exprs.items() if c[1] == "v"}
+    # conditions travel as bits of a few integers: far fewer columns to sort and fetch
+    words = {
+        f"_w{w}": functools.reduce(
+            operator.add,
+            [exprs[m].cast("int64") * (1 << b) for b, m in enumerate(masks[w : w + 62])],
+        )
+        for w in range(0, len(masks), 62)
+    }
+    rows = ev.join(codes, "account_id").select("_code", "_day", **words, **values)
+    rows = rows.order_by("_code", "_day", *values).to_pyarrow()
+    bits = {
+        m: (rows[f"_w{i - i % 62}"].to_numpy() >> (i % 62)) & 1 == 1 for i, m in enumerate(masks)
+    }
+    numbers = {c: rows[c].to_numpy() if c not in nunique else None for c in values}
+    for c in nunique:
+        numbers[c] = pd.factorize(rows[c].to_pandas())[0]
+    specs = [
+        (
+            kind,
+            lo,
+            hi,
+            bits[mask],
+            None if value is None or kind == "nunique" else numbers[value],
+            numbers[value] if kind == "nunique" else None,
+        )
+        for kind, (lo, hi), mask, value in plan
+    ]
+    accounts = marks["_code"].to_numpy()
+    results = sliding.slide(
+        rows["_code"].to_numpy(),
+        rows["_day"].to_numpy(),
+        accounts,
+        marks["_cday"].to_numpy(),
+        int(accounts.max()) + 1 if accounts.size else 0,
+        specs,
+    )
+    out = {"account_id": marks["account_id"], "cutoff": marks["cutoff"]}
+    for (kind, *_), name, (value, known) in zip(plan, plan.values(), results, strict=True):
+        if kind in ("count", "nunique"):
+            out[name] = pa.array(value.astype("int64"))
+        else:
+            out[name] = pa.array(value, mask=~known)
+    # DuckDB copies the result from where it lies; then the arrays can go
+    backend, view = ibis.get_backend(ev), f"_sliding_{next(_TABLES)}"
+    backend.con.register(view, pa.table(out))
+    table = backend.table(view)
+    try:
+        return table.select(*KEYS, **{name: table[alias[name]] for name in aggs}).cache()
+    finally:
+        backend.con.unregister(view)
+
+
 class _StreamView:
-    """A table seen as one stream's rows: `_ts`, `_epoch` and `_day` are that stream's."""
+    """A table seen as one stream's rows: `_ts` is that stream's time (`_ts__<stream>`);
+    `_epoch` and `_day` are computed from it only where an expression reads them."""
 
     def __init__(self, table: ir.Table, stream: str) -> None:
         self._table, self._stream = table, stream
 
     def __getattr__(self, name: str) -> ir.Value:
         if name in ("_ts", "_epoch", "_day"):
-            name = f"{name}__{self._stream}"
+            ts = self._table[f"_ts__{self._stream}"]
+            return {"_ts": ts, "_epoch": _epoch(ts), "_day": _day(ts)}[name]
         return getattr(self._table, name)
 
     def __getitem__(self, name: str) -> ir.Value:
@@ -198,6 +295,7 @@ class _StreamView:
 
 def _one_cutoff_engine(
     tables: dict[str, ir.Table],
+    spine: ir.Table,
     table: str,
     streams: dict[str, dict[str, Agg]],
     cfg: FeatureConfig,
@@ -207,32 +305,47 @@ def _one_cutoff_engine(
 
     With one cutoff there is nothing to join: each row is placed in time once per stream
     (orders by order date, by promised date, ...), and each aggregate filters on its stream's
-    time before the cutoff, its window and its condition.
+    time before the cutoff, its window and its condition. Windows are comparisons of the
+    stream's time with constant timestamps (no arithmetic per row), and the time of the
+    latest or earliest event is aggregated as a timestamp and turned into seconds afterwards.
+    Only the rows of the spine's accounts are aggregated (churned accounts have no row in it).
     """
+    day = pd.Timestamp(cutoff).normalize()  # windows count whole days before the cutoff's day
+
+    def days_before(n: int) -> ir.TimestampScalar:
+        return ibis.literal((day - pd.Timedelta(days=n)).to_pydatetime(), type="timestamp")
+
     cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
-    cday = int(pd.Timestamp(cutoff).value // 10**9 // SECONDS_A_DAY)
-    t = tables[table].mutate(cutoff=cut)
-    placed = {}
-    for name in streams:
-        ts = STREAMS[name].at(t)
-        placed[f"_ts__{name}"] = ts
-        placed[f"_epoch__{name}"] = ts.epoch_seconds().cast("float64")
-        placed[f"_day__{name}"] = _day(ts)
-    t = t.mutate(**placed)
-    conditions, every = {}, {}
+    t = tables[table]
+    t = t.filter(t.account_id.isin(spine.account_id)).mutate(cutoff=cut)
+    t = t.mutate(**{f"_ts__{name}": STREAMS[name].at(t) for name in streams})
+    conditions, every, times = {}, {}, set()
     for name, aggs in streams.items():
         view, stream = _StreamView(t, name), STREAMS[name]
-        before = view._day < cday
-        if stream.rows is not None:
-            before &= stream.rows(view)
+        rows = [stream.rows(view)] if stream.rows is not None else []
         for key, agg in aggs.items():
-            parts = [before, _in_window(cday - view._day, agg, cfg)]
+            lo, hi = cfg.window(agg.window)
+            parts = [view._ts < days_before(lo), *rows]
+            if hi is not None:
+                parts.append(view._ts >= days_before(hi))
             conditions[key] = parts + ([agg.where(view, cfg)] if agg.where is not None else [])
-        every |= aggs
+            if agg.kind in ("max", "min") and agg.value(view).equals(view._epoch):
+                agg, _ = Agg(agg.kind, agg.stream, agg.window, agg.where, _time), times.add(key)
+            every[key] = agg
     t, values = _flagged(t, every, conditions, cfg)
     unique, alias = _unique(values)
     out = t.group_by("account_id").aggregate(**unique)
-    return out.select("account_id", cutoff=cut, **{k: out[alias[k]] for k in values})
+    columns = {k: _epoch(out[alias[k]]) if k in times else out[alias[k]] for k in values}
+    return out.select("account_id", cutoff=cut, **columns)
+
+
+def _time(t: ir.Table) -> ir.TimestampValue:
+    return t._ts
+
+
+def _epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
+    """Seconds since 1970-01-01 of a time."""
+    return ts.epoch_seconds().cast("float64")
 
 
 def _flagged(
@@ -250,13 +363,11 @@ def _flagged(
         key: [flags.setdefault(p.op(), f"_flag{len(flags)}") for p in parts]
         for key, parts in conditions.items()
     }
-    t = t.mutate(**{name: op.to_expr() for op, name in flags.items()})
+    t = t.mutate(**{name: op.to_expr().fill_null(False) for op, name in flags.items()})
     values = {}
     for key, agg in aggs.items():
-        where = ibis.literal(True)
-        for column in names[key]:
-            where &= t[column].fill_null(False)
-        view = _StreamView(t, agg.stream) if f"_day__{agg.stream}" in t.columns else t
+        where = functools.reduce(operator.and_, [t[c] for c in names[key]], ibis.literal(True))
+        view = _StreamView(t, agg.stream) if f"_ts__{agg.stream}" in t.columns else t
         plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
         values[key] = _aggregate(view, plain, cfg, where)
     return t, values
@@ -303,11 +414,11 @@ def eligible_spine(
 
 
 def choose_engine(engine: str, cutoffs: int) -> str:
-    """`auto`: the join for one cutoff, window functions for a schedule."""
+    """`auto`: the join for one cutoff, sliding windows for a schedule."""
     if engine not in ENGINES:
         raise ValueError(f"unknown feature engine {engine!r}; choose from {list(ENGINES)}")
     if engine == "auto":
-        return "join" if cutoffs <= 1 else "window"
+        return "join" if cutoffs <= 1 else "sliding"
     return engine
 
 
@@ -332,8 +443,9 @@ def aggregates(
     spine = spine.mutate(_cday=_day(spine.cutoff))
     ev = events(tables, stream)
     kind = STREAMS[stream]
-    if engine == "window" and not (kind.join_only or kind.static):
-        return _window_engine(ev, spine, aggs, cfg)
+    if engine in ("window", "sliding") and not (kind.join_only or kind.static):
+        slide = engine == "sliding"
+        return (_sliding_engine if slide else _window_engine)(ev, spine, aggs, cfg)
     return _join_engine(ev, spine, aggs, cfg, kind.static)
 
 
@@ -353,8 +465,8 @@ def build_features(
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {list(GROUPS)}")
-    if engine not in ("join", "window"):
-        raise ValueError(f"feature engine must be join or window, not {engine!r}")
+    if engine not in ENGINES[1:]:
+        raise ValueError(f"feature engine must be one of {ENGINES[1:]}, not {engine!r}")
     chosen = plan({name: list(t.columns) for name, t in tables.items()}, tuple(groups))
     spine = spine.select(*KEYS).cache()
     result = spine
@@ -368,7 +480,7 @@ def build_features(
             by_table.setdefault(kind.table, {})[stream] = aggs
         else:
             parts.append(aggregates(tables, spine, stream, aggs, cfg, engine))
-    parts += [_one_cutoff_engine(tables, t, st, cfg, cutoff) for t, st in by_table.items()]
+    parts += [_one_cutoff_engine(tables, spine, t, st, cfg, cutoff) for t, st in by_table.items()]
     for part in parts:
         # Materialized one at a time: compiling one query for every stream is slow.
         agg = part.rename(_aid="account_id", _cut="cutoff").cache()

@@ -39,10 +39,12 @@ def render_markdown() -> str:
         "Each feature is declared in `features/` as a few aggregates over an account's events "
         "of one stream (orders by order date, orders by promised date, interactions, ...) in a "
         "window of whole days before the cutoff, and how they combine. The same declaration "
-        "runs two ways (`features.engine`): `join` joins the events to each cutoff (fastest for "
-        "one cutoff, as in scoring); `window` evaluates a whole snapshot schedule in one sorted "
-        "pass over each stream with RANGE window frames (training). Tests check that both give "
-        "the same values at every cutoff.",
+        "runs three ways (`features.engine`): `join` joins the events to each cutoff (fastest "
+        "for one cutoff, as in scoring); `sliding` (the default for a schedule, as in training) "
+        "has DuckDB sort each stream's events by account and day once, then slides every "
+        "window from one cutoff to the next in compiled loops; `window` does the same in SQL "
+        "with RANGE window frames (slower, but DuckDB spills it to disk when memory is short). "
+        "Tests check that all three give the same values at every cutoff.",
         "",
         "| group | features |",
         "|---|---|",

@@ -200,8 +200,8 @@ def spark_tables(validated: Validated, con: Any | None = None) -> Iterator[dict[
 def _join(spec: Any) -> Any:
     from pipeline.featurize import EngineSpec
 
-    if spec is not None and spec.engine == "window":
-        log.warning("features.engine window does not run on Spark; using the join engine")
+    if spec is not None and spec.engine in ("window", "sliding"):
+        log.warning("features.engine %s does not run on Spark; using the join engine", spec.engine)
     return EngineSpec(engine=ENGINE)
 
 

@@ -258,11 +258,13 @@ def test_an_event_before_the_cutoff_does_change_features(tmp_path, world):
     assert changed.loc["a"].days_since_last_complaint == 1
 
 
-def test_schedule_equals_one_cutoff_at_a_time(world_dir):
-    """The whole schedule in one pass (window engine) equals each cutoff on its own (join)."""
+@pytest.mark.parametrize("engine", ["window", "sliding"])
+def test_schedule_equals_one_cutoff_at_a_time(world_dir, engine):
+    """The whole schedule in one pass (window functions, or sliding windows) equals each
+    cutoff on its own (join)."""
     validated = load(world_dir)
     cutoffs = [T("2023-02-01"), T("2023-03-01"), T("2023-03-02"), T("2023-04-01")]
-    frame, mode = training_frame(validated, cutoffs, CFG, LABEL, spec=EngineSpec("window"))
+    frame, mode = training_frame(validated, cutoffs, CFG, LABEL, spec=EngineSpec(engine))
     assert mode == "explicit"
     for cutoff in cutoffs:
         one = features_at(validated, cutoff, CFG, LABEL, spec=EngineSpec("join"))
@@ -321,7 +323,7 @@ def test_feature_docs_are_up_to_date():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"engine": "turbo"}, "features.engine must be one of auto, join, window"),
+        ({"engine": "turbo"}, "features.engine must be one of auto, join, window, sliding"),
         ({"threads": 0}, "features.threads must be a whole number"),
     ],
 )

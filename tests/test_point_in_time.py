@@ -255,8 +255,8 @@ SETTINGS = settings(
 @given(with_later_changes())
 def test_events_on_or_after_the_cutoff_change_nothing(pair):
     world, changed = pair
-    pd.testing.assert_frame_equal(*paired_features(world, changed, "join"))
-    pd.testing.assert_frame_equal(*paired_features(world, changed, "window"))
+    for engine in ("join", "window", "sliding"):
+        pd.testing.assert_frame_equal(*paired_features(world, changed, engine))
 
 
 # Cutoffs a day apart and a window length apart, where off-by-one-day errors would show.
@@ -265,11 +265,12 @@ SCHEDULE = [day(60), day(120), day(180), CUTOFF, day(182), day(241)]
 
 @SETTINGS
 @given(worlds())
-def test_the_schedule_engine_equals_the_per_cutoff_join(world):
-    """Window functions over a whole schedule give what joining each cutoff gives."""
-    pd.testing.assert_frame_equal(
-        features(world, "window", SCHEDULE), features(world, "join", SCHEDULE)
-    )
+def test_the_schedule_engines_equal_the_per_cutoff_join(world):
+    """Window functions and sliding windows over a whole schedule give what joining each
+    cutoff gives."""
+    joined = features(world, "join", SCHEDULE)
+    pd.testing.assert_frame_equal(features(world, "window", SCHEDULE), joined)
+    pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
 
 
 @SETTINGS
