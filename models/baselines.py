@@ -58,6 +58,29 @@ class LogisticBaseline:
         x = frame[list(self.features)].astype("float64")
         return self.pipeline_.predict_proba(x)[:, 1]
 
+    def decision_function(self, frame: pd.DataFrame) -> np.ndarray:
+        """The log-odds of each row."""
+        return self.pipeline_.decision_function(frame[list(self.features)].astype("float64"))
+
+    def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
+        """Each feature's exact contribution to the log-odds, and the bias (intercept).
+
+        A column's contribution is coefficient x (scaled value - its training mean, 0 after
+        scaling); a missing-value indicator's is added to its feature's. Each row of the
+        contributions adds up with the bias to `decision_function`.
+        """
+        imputer, scaler, lr = (self.pipeline_[i] for i in range(3))
+        x = frame[list(self.features)].astype("float64")
+        z = (imputer.transform(x) - scaler.mean_) / scaler.scale_
+        terms = z * lr.coef_[0]
+        n = len(self.features)
+        out = terms[:, :n].copy()
+        if imputer.indicator_ is not None:
+            # indicator columns follow the features, one for each feature missing in training
+            for k, j in enumerate(imputer.indicator_.features_):
+                out[:, j] += terms[:, n + k]
+        return out, float(lr.intercept_[0])
+
 
 @dataclass
 class LastContactRule:

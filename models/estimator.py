@@ -11,7 +11,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 # params.yaml `train` keys that are not LightGBM constructor arguments.
-FIT_ONLY = {"early_stopping_rounds", "calibration"}
+FIT_ONLY = {"early_stopping_rounds", "calibration", "blend"}
 
 
 def make_lgbm(params: dict[str, Any]) -> lgb.LGBMClassifier:

@@ -1,7 +1,9 @@
 """Reasons for a churn score, from the model itself: TreeSHAP contributions summed by group.
 
 LightGBM's `pred_contrib` gives, for every row, each feature's contribution to the model's raw
-score (log-odds), exact TreeSHAP values that add up with a bias term to the raw score. The
+score (log-odds), exact TreeSHAP values that add up with a bias term to the raw score. A model
+that blends LightGBM with logistic regression (weight w) gets w x TreeSHAP + (1 - w) x the
+regression's exact linear contributions, which add up to the blended raw score the same way. The
 contributions are summed within the feature groups of the catalog (silence, dependency,
 trust, promises, engagement); the groups that raise the risk, largest first, are the reasons.
 Each reason is worded from the catalog (description, unit) with the feature of the group that
@@ -75,9 +77,10 @@ def contributions(
 ) -> pd.DataFrame:
     """Per-row TreeSHAP contribution of each model feature to the raw score, plus `bias`.
 
-    Rows of the result add up to `raw_score(model, frame)`. `method`: "auto" uses the
-    compiled exact TreeSHAP of models/treeshap.py (the same values as LightGBM's, several
-    times faster) where the model allows, else LightGBM's `pred_contrib` ("lightgbm").
+    Rows of the result add up to `raw_score(model, frame)`, a blend's too (then each value is
+    w x TreeSHAP + (1 - w) x the linear contribution). `method`: "auto" uses the compiled
+    exact TreeSHAP of models/treeshap.py (the same values as LightGBM's, several times faster)
+    where the model allows, else LightGBM's `pred_contrib` ("lightgbm").
     `progress(n)` is called after each chunk of n rows.
     """
     from models import treeshap
@@ -95,6 +98,11 @@ def contributions(
         if progress is not None:
             progress(len(part))
     values = np.vstack(parts) if parts else np.empty((0, len(cm.features) + 1))
+    w, linear = cm.blend() if hasattr(cm, "blend") else (1.0, None)
+    if linear is not None:
+        # A blend: w x TreeSHAP + (1 - w) x the linear model's exact contributions.
+        lin, intercept = linear.contributions(frame)
+        values = w * values + (1.0 - w) * np.column_stack([lin, np.full(len(lin), intercept)])
     return pd.DataFrame(values, index=frame.index, columns=[*cm.features, BIAS])
 
 

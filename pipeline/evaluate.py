@@ -67,6 +67,14 @@ PNG_FILES = (
 PROMOTION_NAME = "promotion.json"
 
 
+def model_label(model: dict[str, Any]) -> str:
+    """The model's name in plots and reports (`model` section of metrics.json)."""
+    w = float(model.get("blend_weight", 1.0))
+    if w >= 1.0:
+        return LABELS["model"]
+    return f"model (calibrated {w:.2f} LightGBM + {1 - w:.2f} logistic regression)"
+
+
 def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Series | None:
     """The simulator's true probabilities for exactly the test rows (None without full cover)."""
     if not truth_path or not Path(truth_path).is_file():
@@ -143,7 +151,7 @@ def write_plots(
 
     t = metrics["test"]
     labels = {**LABELS}
-    labels["model"] = f"{LABELS['model']} AUC {t['auc']:.3f}"
+    labels["model"] = f"{model_label(metrics.get('model', {}))} AUC {t['auc']:.3f}"
     for name in baselines:
         labels[name] = f"{LABELS.get(name, name)} AUC {metrics['baselines'][name]['auc']:.3f}"
     if "oracle" in metrics:
@@ -269,6 +277,7 @@ def run(
     metrics["model"] = {
         "version": info["version"],
         "trees": info["trees"],
+        "blend_weight": info.get("blend_weight", 1.0),
         "features": len(info["features"]),
         "calibration": (info.get("calibration") or {}).get("method", "none"),
     }

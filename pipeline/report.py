@@ -27,7 +27,7 @@ from models.reasons import contributions, feature_groups, group_contributions, r
 from models.tracking import configure  # noqa: E402
 from pipeline import figures  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
-from pipeline.evaluate import LABELS, PROMOTION_NAME, load_churn_model  # noqa: E402
+from pipeline.evaluate import LABELS, PROMOTION_NAME, load_churn_model, model_label  # noqa: E402
 from pipeline.featurize import LABEL  # noqa: E402
 from pipeline.io import atomic_file  # noqa: E402
 from pipeline.train import folds_for, read_frame  # noqa: E402
@@ -95,7 +95,7 @@ def _num(value: Any, digits: int = 4) -> str:
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     """Model, baselines and oracle side by side on the test fold."""
-    rows = [("model", LABELS["model"], metrics["test"])]
+    rows = [("model", model_label(metrics.get("model", {})), metrics["test"])]
     rows += [(n, LABELS.get(n, n), m) for n, m in metrics.get("baselines", {}).items()]
     if "oracle" in metrics:
         rows.append(("oracle", LABELS["oracle"], metrics["oracle"]))
@@ -109,7 +109,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
 
 
 def importance_figures(model, test: pd.DataFrame, contrib: pd.DataFrame) -> tuple[str, str]:
-    """Feature-group importance: LightGBM gain, and mean |TreeSHAP| on the test fold."""
+    """Feature-group importance: LightGBM gain, and mean |contribution| on the test fold."""
     groups = feature_groups(model.features)
     gain = pd.Series(
         model.estimator.booster_.feature_importance("gain"), index=model.features, dtype=float
@@ -120,7 +120,7 @@ def importance_figures(model, test: pd.DataFrame, contrib: pd.DataFrame) -> tupl
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     figures.bar_panel(axes[0], by_group, "Share of LightGBM split gain", "share of gain")
     figures.bar_panel(
-        axes[1], shap, "Mean |TreeSHAP| on the test fold", "log-odds moved per account"
+        axes[1], shap, "Mean |contribution| on the test fold", "log-odds moved per account"
     )
     top = (gain / gain.sum()).sort_values(ascending=False).head(15)
     fig2, ax = plt.subplots(figsize=(10, 4))

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
+from sklearn.metrics import roc_auc_score
 
 import models
 from features.catalog import CATALOG
+from models.baselines import LogisticBaseline
 from models.calibration import METHODS, Calibrator
 from models.churn_model import ChurnModel
 from models.drift import REFERENCE_NAME, reference_profile
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MODEL_SUBDIR = "mlflow"
 INFO_NAME = "train_info.json"
+# Weights of LightGBM in a blend with logistic regression (train.blend), best on validation.
+BLEND_WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -83,23 +88,55 @@ def calibrate(method: str, raw: pd.Series, y: pd.Series) -> Calibrator:
     return Calibrator(method).fit(raw, y)
 
 
+def blend_weight(
+    y: np.ndarray, tree_raw: np.ndarray, linear_raw: np.ndarray, weights=BLEND_WEIGHTS
+) -> float:
+    """The weight w of w x tree + (1 - w) x linear log-odds with the best AUC on `y`
+    (ties go to the larger w: no blend unless the linear model adds something)."""
+    aucs = {float(w): roc_auc_score(y, w * tree_raw + (1 - w) * linear_raw) for w in weights}
+    best = max(sorted(aucs, reverse=True), key=aucs.__getitem__)
+    log.info(
+        "blend weight of LightGBM %.2f: validation AUC %.4f (LightGBM alone %.4f, "
+        "logistic regression alone %.4f)",
+        best,
+        aucs[best],
+        roc_auc_score(y, tree_raw),
+        roc_auc_score(y, linear_raw),
+    )
+    return best
+
+
 def fit_model(
     frame: pd.DataFrame, folds: Folds, params: dict[str, Any], label: dict[str, Any]
 ) -> ChurnModel:
-    """LightGBM on the training fold (early stopping on validation), calibrated on validation.
+    """LightGBM on the training fold (early stopping on validation), with train.blend its
+    blend with logistic regression (fitted on the training fold, weight chosen on validation
+    AUC), calibrated on validation.
 
     Test rows are never read: they can change without changing the model.
     """
     estimator = fit(frame, folds, params["train"])
     features = feature_columns(frame)
-    valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
-    uncalibrated = ChurnModel(estimator, features, params["features"], label)
+    fold = folds.fold_of(frame["cutoff"])
+    valid = frame[fold == "valid"]
+    linear, weight = None, 1.0
+    if params["train"].get("blend", False):
+        train = frame[fold == "train"]
+        linear = LogisticBaseline(features).fit(train, train[LABEL].to_numpy())
+        tree_raw = ChurnModel(estimator, features, {}, {}).predict_raw(valid)
+        weight = blend_weight(valid[LABEL].to_numpy(), tree_raw, linear.decision_function(valid))
+        if weight == 1.0:
+            linear = None
+    blend = {"linear": linear, "blend_weight": weight}
+    uncalibrated = ChurnModel(estimator, features, params["features"], label, **blend)
     calibrator = calibrate(
         params["train"].get("calibration", "platt"),
         uncalibrated.predict_raw(valid),
         valid[LABEL].to_numpy(),
     )
-    return ChurnModel(estimator, features, params["features"], label, calibrator=calibrator)
+    return ChurnModel(
+        estimator, features, params["features"], label, calibrator=calibrator, **blend
+    )
 
 
 def _requirements() -> list[str]:
@@ -128,6 +165,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         mlflow.log_params(flatten(params))
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
         mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)
+        mlflow.log_metric("blend_weight", model.blend()[0])
         mlflow.log_dict(calibrator.describe(), "calibration.json")
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
         mlflow.log_dict(reference, REFERENCE_NAME)
@@ -155,6 +193,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         "version": version_,
         "champion": champion,
         "trees": int(estimator.best_iteration_ or estimator.n_estimators),
+        "blend_weight": model.blend()[0],
         "features": features,
         "folds": folds.as_dict(),
         "valid": valid_metrics,

@@ -13,7 +13,7 @@ from models.churn_model import ChurnModel
 from pipeline.errors import UserError
 from pipeline.evaluate import baseline_predictions
 from pipeline.split import split_cutoffs
-from pipeline.train import calibrate, fit_model
+from pipeline.train import BLEND_WEIGHTS, blend_weight, calibrate, fit_model
 
 FEATURES = [
     "days_since_last_contact",
@@ -178,3 +178,35 @@ def test_churn_model_reports_calibrated_probabilities(frames):
     assert served.name == "p_churn" and np.allclose(served, model.predict_proba(rows))
     plain = ChurnModel(model.estimator, model.features, {}, {})
     assert np.allclose(plain.predict_proba(rows), 1 / (1 + np.exp(-raw)))
+
+
+def test_a_blend_is_weighted_on_validation_and_ignores_test_rows(frames):
+    from sklearn.metrics import roc_auc_score
+
+    frame, changed, folds = frames
+    params = {**PARAMS, "train": {**PARAMS["train"], "blend": True}}
+    a = fit_model(frame, folds, params, {"mode": "explicit"})
+    b = fit_model(changed, folds, params, {"mode": "explicit"})
+    fold = folds.fold_of(frame["cutoff"])
+    valid, train = frame[fold == "valid"], frame[fold == "train"]
+    assert a.calibrator.describe() == b.calibrator.describe()
+    assert np.array_equal(a.predict_raw(valid), b.predict_raw(valid))
+    # this world is linear in the log-odds: the logistic regression earns a share
+    w, linear = a.blend()
+    assert w < 1.0 and linear is not None
+    tree = ChurnModel(a.estimator, a.features, {}, {}).predict_raw(valid)
+    lin = LogisticBaseline(FEATURES).fit(train, train["label"]).decision_function(valid)
+    y = valid["label"].to_numpy()
+    best = max(roc_auc_score(y, v * tree + (1 - v) * lin) for v in BLEND_WEIGHTS)
+    assert roc_auc_score(y, a.predict_raw(valid)) == pytest.approx(best)
+    assert np.allclose(a.predict_raw(valid), w * tree + (1 - w) * lin)
+
+
+def test_blend_weight_prefers_the_tree_model_unless_the_linear_one_adds_something():
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=4000)
+    y = rng.binomial(1, 1 / (1 + np.exp(-(2 * signal - 3))))
+    assert blend_weight(y, signal, signal) == 1.0  # a tie: no blend
+    assert blend_weight(y, rng.normal(size=4000), signal) == 0.0
+    noisy = signal + rng.normal(size=4000)
+    assert 0.0 < blend_weight(y, signal + rng.normal(size=4000), noisy) < 1.0

@@ -10,6 +10,7 @@ import pytest
 
 from features.catalog import CATALOG
 from models import treeshap
+from models.baselines import LogisticBaseline
 from models.churn_model import ChurnModel
 from models.reasons import contributions, group_contributions, phrase, raw_score, reasons
 
@@ -65,6 +66,29 @@ def test_contributions_add_up_to_the_raw_score_and_match_lightgbm(params):
     assert np.allclose(fast.sum(axis=1), raw_score(m, test), atol=1e-9)
     assert np.allclose(fast.to_numpy(), slow.to_numpy(), atol=1e-9)
     assert fast.abs().to_numpy()[:, :-1].sum() > 1  # not all zero
+
+
+def test_a_blend_with_logistic_regression_adds_up_to_its_raw_score():
+    x, y = world(seed=1)
+    x.loc[x.index[:50], PROMISES] = np.nan  # missing-value indicators for two features
+    tree = fit(x, y)
+    linear = LogisticBaseline(FEATURES).fit(x, y.to_numpy())
+    blend = ChurnModel(tree.estimator, FEATURES, tree.feature_config, {}, None, linear, 0.3)
+    test = world(n=500, seed=2)[0]
+    test.iloc[:20, 1] = np.nan
+    contrib = contributions(blend, test)
+    assert np.allclose(contrib.sum(axis=1), raw_score(blend, test), atol=1e-9)
+    expected = 0.3 * tree.predict_raw(test) + 0.7 * linear.decision_function(test)
+    assert np.allclose(raw_score(blend, test), expected, atol=1e-12)
+    lin, intercept = linear.contributions(test)
+    assert np.allclose(lin.sum(axis=1) + intercept, linear.decision_function(test), atol=1e-9)
+    # the indicator of a missing value counts for its own feature, not for another one
+    only_missing = test.iloc[[0]].copy()
+    filled = only_missing.fillna(test[PROMISES].median())
+    moved = linear.contributions(only_missing)[0] - linear.contributions(filled)[0]
+    assert np.count_nonzero(np.abs(moved[0]) > 1e-12) == 1 and abs(moved[0][1]) > 0
+    tree_part = contributions(tree, test)
+    assert not np.allclose(contrib.to_numpy(), tree_part.to_numpy())
 
 
 def test_lookup_tables_change_nothing_but_speed(model):
