@@ -31,6 +31,7 @@ from types import SimpleNamespace
 import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -39,6 +40,7 @@ from features.catalog import GROUPS, Agg, Feature, FeatureConfig, plan
 
 KEYS = ["account_id", "cutoff"]
 _TABLES = itertools.count()  # names of the temporary tables of the sliding engine
+SLIDING_ROWS = 4_000_000  # events the sliding engine holds in memory at a time (about)
 ENGINES = ("auto", "join", "window", "sliding")
 SECONDS_A_DAY = 86400
 
@@ -198,7 +200,9 @@ def _sliding_engine(
     DuckDB evaluates each aggregate's condition and value once per event, numbers the
     accounts and sorts the events by (account, day); compiled loops then slide every window
     along each account's cutoffs. Rows of one account and day are also sorted by their
-    values, so that sums add up in the same order run after run.
+    values, so that sums add up in the same order run after run. The sorted events arrive in
+    batches and are processed a few million rows at a time (SLIDING_ROWS), whole accounts at
+    once, so memory holds the result and one part of the events, not all of them.
     """
     codes = spine.select("account_id").distinct().mutate(_code=ibis.row_number()).cache()
     marks = spine.join(codes, "account_id").select("_code", "_cday", *KEYS)
@@ -233,47 +237,81 @@ def _sliding_engine(
         for w in range(0, len(masks), 62)
     }
     rows = ev.join(codes, "account_id").select("_code", "_day", **words, **values)
-    rows = rows.order_by("_code", "_day", *values).to_pyarrow()
-    bits = {
-        m: (rows[f"_w{i - i % 62}"].to_numpy() >> (i % 62)) & 1 == 1 for i, m in enumerate(masks)
-    }
-    numbers = {c: rows[c].to_numpy() if c not in nunique else None for c in values}
-    for c in nunique:
-        numbers[c] = pd.factorize(rows[c].to_pandas())[0]
-    specs = [
-        (
-            kind,
-            lo,
-            hi,
-            bits[mask],
-            None if value is None or kind == "nunique" else numbers[value],
-            numbers[value] if kind == "nunique" else None,
+    size = min(SLIDING_ROWS, 1 << 20)
+    batches = rows.order_by("_code", "_day", *values).to_pyarrow_batches(chunk_size=size)
+
+    def slide(part: pa.Table, first: int, last: int) -> pa.Table:
+        """The aggregates at the markers of accounts first..last, from their events `part`."""
+        bits = {
+            m: (part[f"_w{i - i % 62}"].to_numpy() >> (i % 62)) & 1 == 1
+            for i, m in enumerate(masks)
+        }
+        numbers = {
+            c: pd.factorize(part[c].to_pandas())[0] if c in nunique else part[c].to_numpy()
+            for c in values
+        }
+        specs = []
+        for kind, (lo, hi), mask, value in plan:
+            number = None if value is None else numbers[value]
+            if kind == "nunique":  # value codes, not values
+                specs.append((kind, lo, hi, bits[mask], None, number))
+            else:
+                specs.append((kind, lo, hi, bits[mask], number, None))
+        mk = marks.slice(*_span(marks["_code"], first, last))
+        results = sliding.slide(
+            part["_code"].to_numpy() - first,
+            part["_day"].to_numpy(),
+            mk["_code"].to_numpy() - first,
+            mk["_cday"].to_numpy(),
+            last - first + 1,
+            specs,
         )
-        for kind, (lo, hi), mask, value in plan
-    ]
-    accounts = marks["_code"].to_numpy()
-    results = sliding.slide(
-        rows["_code"].to_numpy(),
-        rows["_day"].to_numpy(),
-        accounts,
-        marks["_cday"].to_numpy(),
-        int(accounts.max()) + 1 if accounts.size else 0,
-        specs,
-    )
-    out = {"account_id": marks["account_id"], "cutoff": marks["cutoff"]}
-    for (kind, *_), name, (value, known) in zip(plan, plan.values(), results, strict=True):
-        if kind in ("count", "nunique"):
-            out[name] = pa.array(value.astype("int64"))
-        else:
-            out[name] = pa.array(value, mask=~known)
+        out = {"account_id": mk["account_id"], "cutoff": mk["cutoff"]}
+        for (kind, *_), name, (value, known) in zip(plan, plan.values(), results, strict=True):
+            if kind in ("count", "nunique"):
+                out[name] = pa.array(value.astype("int64"))
+            else:
+                out[name] = pa.array(value, mask=~known)
+        return pa.table(out)
+
+    done, pending, size = -1, [], 0  # accounts done; batches waiting; their rows
+    parts = []  # (no query may run on the connection while it streams the events)
+    for batch in itertools.chain(batches, [None]):
+        if batch is not None:
+            pending.append(batch)
+            size += batch.num_rows
+            if size < SLIDING_ROWS:
+                continue
+        part = pa.Table.from_batches(pending, schema=batches.schema)
+        code = part["_code"].to_numpy()
+        if batch is None:  # the end: every account left, those without events included
+            last = int(marks["_code"][-1].as_py()) if marks.num_rows else done
+            pending, size = [], 0
+        else:  # whole accounts only: the last one may go on in the next batch
+            last = int(code[-1]) - 1
+            cut = int(np.searchsorted(code, last, side="right"))
+            part, rest = part.slice(0, cut), part.slice(cut)
+            pending, size = rest.to_batches(), rest.num_rows
+        if last > done:
+            parts.append(slide(part, done + 1, last))
+            done = last
+    if not parts:  # no marker at all: an empty table of the right shape
+        parts.append(slide(pa.Table.from_batches([], schema=batches.schema), 0, -1))
     # DuckDB copies the result from where it lies; then the arrays can go
     backend, view = ibis.get_backend(ev), f"_sliding_{next(_TABLES)}"
-    backend.con.register(view, pa.table(out))
+    backend.con.register(view, pa.concat_tables(parts))
     table = backend.table(view)
     try:
         return table.select(*KEYS, **{name: table[alias[name]] for name in aggs}).cache()
     finally:
         backend.con.unregister(view)
+
+
+def _span(codes: pa.ChunkedArray, first: int, last: int) -> tuple[int, int]:
+    """(offset, length) of the rows whose code is in first..last, in rows sorted by code."""
+    numbers = codes.to_numpy()
+    lo = int(np.searchsorted(numbers, first, side="left"))
+    return lo, int(np.searchsorted(numbers, last, side="right")) - lo
 
 
 class _StreamView:

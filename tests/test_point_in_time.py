@@ -8,12 +8,14 @@ table changes nothing either.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import ibis
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import FeatureConfig, build_features, eligible_spine
+from features import FeatureConfig, build, build_features, eligible_spine
 from pipeline.contract import INTERACTION_TYPES, LINK_TYPES
 
 BASE = pd.Timestamp("2023-01-01")
@@ -271,6 +273,8 @@ def test_the_schedule_engines_equal_the_per_cutoff_join(world):
     joined = features(world, "join", SCHEDULE)
     pd.testing.assert_frame_equal(features(world, "window", SCHEDULE), joined)
     pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
+    with mock.patch.object(build, "SLIDING_ROWS", 3):  # events a few rows at a time
+        pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
 
 
 @SETTINGS
