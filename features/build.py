@@ -39,7 +39,8 @@ from features import sliding
 from features.catalog import GROUPS, Agg, Feature, FeatureConfig, plan
 
 KEYS = ["account_id", "cutoff"]
-_TABLES = itertools.count()  # names of the temporary tables of the sliding engine
+_TABLES = itertools.count()  # names of the arrays the sliding engine hands to DuckDB
+_SLIDING = "_sliding_"
 SLIDING_ROWS = 4_000_000  # events the sliding engine holds in memory at a time (about)
 ENGINES = ("auto", "join", "window", "sliding")
 SECONDS_A_DAY = 86400
@@ -297,14 +298,18 @@ def _sliding_engine(
             done = last
     if not parts:  # no marker at all: an empty table of the right shape
         parts.append(slide(pa.Table.from_batches([], schema=batches.schema), 0, -1))
-    # DuckDB copies the result from where it lies; then the arrays can go
-    backend, view = ibis.get_backend(ev), f"_sliding_{next(_TABLES)}"
+    # DuckDB reads the result where it lies, until build_features has copied it (_release)
+    backend, view = ibis.get_backend(ev), f"{_SLIDING}{next(_TABLES)}"
     backend.con.register(view, pa.concat_tables(parts))
     table = backend.table(view)
-    try:
-        return table.select(*KEYS, **{name: table[alias[name]] for name in aggs}).cache()
-    finally:
-        backend.con.unregister(view)
+    return table.select(*KEYS, **{name: table[alias[name]] for name in aggs})
+
+
+def _release(part: ir.Table) -> None:
+    """Let go of the arrays of the sliding engine that `part` reads (once it is copied)."""
+    for table in part.op().find(ops.DatabaseTable):
+        if table.name.startswith(_SLIDING):
+            ibis.get_backend(part).con.unregister(table.name)
 
 
 def _span(codes: pa.ChunkedArray, first: int, last: int) -> tuple[int, int]:
@@ -509,7 +514,7 @@ def build_features(
     spine = spine.select(*KEYS).cache()
     result = spine
     kinds: dict[str, str] = {}
-    parts = []  # one query per stream, or per table for a single cutoff
+    parts = []  # one query per stream, or per table for a single cutoff, built when needed
     by_table: dict[str, dict[str, dict[str, Agg]]] = {}
     for stream, aggs in _stream_aggs(chosen).items():
         kinds |= {name: agg.kind for name, agg in aggs.items()}
@@ -517,11 +522,16 @@ def build_features(
         if engine == "join" and cutoff is not None and not (kind.static or kind.prepare):
             by_table.setdefault(kind.table, {})[stream] = aggs
         else:
-            parts.append(aggregates(tables, spine, stream, aggs, cfg, engine))
-    parts += [_one_cutoff_engine(tables, spine, t, st, cfg, cutoff) for t, st in by_table.items()]
-    for part in parts:
+            parts.append(functools.partial(aggregates, tables, spine, stream, aggs, cfg, engine))
+    parts += [
+        functools.partial(_one_cutoff_engine, tables, spine, t, st, cfg, cutoff)
+        for t, st in by_table.items()
+    ]
+    for make in parts:
         # Materialized one at a time: compiling one query for every stream is slow.
+        part = make()
         agg = part.rename(_aid="account_id", _cut="cutoff").cache()
+        _release(part)
         result = result.left_join(
             agg, [result.account_id == agg._aid, result.cutoff == agg._cut]
         ).drop("_aid", "_cut")
