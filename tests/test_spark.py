@@ -79,8 +79,8 @@ def world(tmp_path_factory) -> Path:
 
 
 def test_training_frame_on_spark_matches_duckdb(con, world):
-    """Three cutoffs: DuckDB by its window engine (a whole schedule in one pass), Spark by the
-    join engine; every feature and the label agree."""
+    """Three cutoffs: DuckDB by its default engine for a schedule (sliding windows), Spark by
+    the join engine; every feature and the label agree."""
     validated = load(world)
     duck, mode = training_frame(validated, CUTOFFS, FeatureConfig(), LabelSpec())
     sp, sp_mode = spark.training_frame(validated, CUTOFFS, FeatureConfig(), LabelSpec(), con=con)
