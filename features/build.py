@@ -208,6 +208,7 @@ def _sliding_engine(
     codes = spine.select("account_id").distinct().mutate(_code=ibis.row_number()).cache()
     marks = spine.join(codes, "account_id").select("_code", "_cday", *KEYS)
     marks = marks.order_by("_code", "_cday").to_pyarrow()
+    mark_codes = marks["_code"].to_numpy()
     columns: dict[ops.Node, str] = {}  # each distinct condition and value, computed once
 
     def column(expr: ir.Value, prefix: str) -> str:
@@ -258,7 +259,8 @@ def _sliding_engine(
                 specs.append((kind, lo, hi, bits[mask], None, number))
             else:
                 specs.append((kind, lo, hi, bits[mask], number, None))
-        mk = marks.slice(*_span(marks["_code"], first, last))
+        lo, hi = np.searchsorted(mark_codes, [first, last + 1])
+        mk = marks.slice(lo, hi - lo)
         results = sliding.slide(
             part["_code"].to_numpy() - first,
             part["_day"].to_numpy(),
@@ -284,11 +286,11 @@ def _sliding_engine(
             if size < SLIDING_ROWS:
                 continue
         part = pa.Table.from_batches(pending, schema=batches.schema)
-        code = part["_code"].to_numpy()
         if batch is None:  # the end: every account left, those without events included
-            last = int(marks["_code"][-1].as_py()) if marks.num_rows else done
+            last = int(mark_codes[-1]) if mark_codes.size else done
             pending, size = [], 0
         else:  # whole accounts only: the last one may go on in the next batch
+            code = part["_code"].to_numpy()
             last = int(code[-1]) - 1
             cut = int(np.searchsorted(code, last, side="right"))
             part, rest = part.slice(0, cut), part.slice(cut)
@@ -303,6 +305,13 @@ def _sliding_engine(
     backend.con.register(view, pa.concat_tables(parts))
     table = backend.table(view)
     return table.select(*KEYS, **{name: table[alias[name]] for name in aggs})
+
+
+def _release(part: ir.Table) -> None:
+    """Let go of the arrays of the sliding engine that `part` reads (once it is copied)."""
+    for table in part.op().find(ops.DatabaseTable):
+        if table.name.startswith(_SLIDING):
+            ibis.get_backend(part).con.unregister(table.name)
 
 
 def _release(part: ir.Table) -> None:
@@ -373,17 +382,14 @@ def _one_cutoff_engine(
                 parts.append(view._ts >= days_before(hi))
             conditions[key] = parts + ([agg.where(view, cfg)] if agg.where is not None else [])
             if agg.kind in ("max", "min") and agg.value(view).equals(view._epoch):
-                agg, _ = Agg(agg.kind, agg.stream, agg.window, agg.where, _time), times.add(key)
+                times.add(key)  # `last` or `first`: aggregate the time, in seconds afterwards
+                agg = Agg(agg.kind, agg.stream, agg.window, agg.where, lambda t: t._ts)
             every[key] = agg
     t, values = _flagged(t, every, conditions, cfg)
     unique, alias = _unique(values)
     out = t.group_by("account_id").aggregate(**unique)
     columns = {k: _epoch(out[alias[k]]) if k in times else out[alias[k]] for k in values}
     return out.select("account_id", cutoff=cut, **columns)
-
-
-def _time(t: ir.Table) -> ir.TimestampValue:
-    return t._ts
 
 
 def _epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
