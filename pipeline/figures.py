@@ -66,7 +66,7 @@ def calibration_panel(ax: Axes, calib: pd.DataFrame, raw: pd.DataFrame | None, e
     if raw is not None:
         top = max(top, raw["predicted"].max() * 1.1, raw["observed"].max() * 1.1)
         ax.plot(raw["predicted"], raw["observed"], marker="s", ms=3, c="grey", lw=1,
-                label="uncalibrated LightGBM")  # fmt: skip
+                label="uncalibrated raw score")  # fmt: skip
     ax.plot(calib["predicted"], calib["observed"], marker="o", c=MODEL_COLOR, lw=2,
             label=f"calibrated model (ECE {ece:.4f})")  # fmt: skip
     ax.plot([0, top], [0, top], ls="--", c="grey", lw=0.8)
