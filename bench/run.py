@@ -117,7 +117,9 @@ def _event_rows(validated) -> int:
 def step_simulate(s: dict[str, Any]) -> dict[str, Any]:
     from pipeline.simulate import SimConfig, write
 
-    cfg = SimConfig(n_accounts=s["accounts"], seed=s["seed"], mc_samples=s["mc_samples"])
+    cfg = SimConfig(
+        n_accounts=s["accounts"], seed=s["seed"], mc_samples=s["mc_samples"], weeks=s.get("weeks", 156)
+    )
     world = Path(s["world"])
     started = _clock()
     counts = write(cfg, world / "raw", world / "truth.parquet", "parquet")
@@ -445,6 +447,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--accounts", type=int, default=100_000, help="accounts to simulate")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
+        "--weeks", type=int, default=156, help="weeks of history to simulate (events grow with it)"
+    )
+    p.add_argument(
         "--mc-samples", type=int, default=0, help="Monte Carlo truth replicates (0: no truth)"
     )
     p.add_argument("--world", type=Path, help="folder for the world and outputs")
@@ -500,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         "clean": str(world / "clean"),
         "accounts": args.accounts,
         "seed": args.seed,
+        "weeks": args.weeks,
         "mc_samples": args.mc_samples,
         "params": params,
         "as_of": args.as_of,

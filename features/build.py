@@ -153,7 +153,7 @@ def _join_engine(
     for name, agg in aggs.items():
         parts = [] if static else [_in_window(joined._age, agg, cfg)]
         conditions[name] = parts + ([agg.where(joined, cfg)] if agg.where is not None else [])
-    joined, values = _flagged(joined, aggs, conditions, cfg)
+    joined, values = _flagged(joined, aggs, conditions)
     unique, alias = _unique(values)
     out = joined.group_by(account_id="_aid", cutoff="_cut").aggregate(**unique)
     return out.select(*KEYS, **{name: out[alias[name]] for name in values})
@@ -314,20 +314,6 @@ def _release(part: ir.Table) -> None:
             ibis.get_backend(part).con.unregister(table.name)
 
 
-def _release(part: ir.Table) -> None:
-    """Let go of the arrays of the sliding engine that `part` reads (once it is copied)."""
-    for table in part.op().find(ops.DatabaseTable):
-        if table.name.startswith(_SLIDING):
-            ibis.get_backend(part).con.unregister(table.name)
-
-
-def _span(codes: pa.ChunkedArray, first: int, last: int) -> tuple[int, int]:
-    """(offset, length) of the rows whose code is in first..last, in rows sorted by code."""
-    numbers = codes.to_numpy()
-    lo = int(np.searchsorted(numbers, first, side="left"))
-    return lo, int(np.searchsorted(numbers, last, side="right")) - lo
-
-
 class _StreamView:
     """A table seen as one stream's rows: `_ts` is that stream's time (`_ts__<stream>`);
     `_epoch` and `_day` are computed from it only where an expression reads them."""
@@ -337,7 +323,11 @@ class _StreamView:
 
     def __getattr__(self, name: str) -> ir.Value:
         if name in ("_ts", "_epoch", "_day"):
-            ts = self._table[f"_ts__{self._stream}"]
+            column = f"_ts__{self._stream}"
+            if column in self._table.columns:
+                ts = self._table[column]
+            else:  # computed from the table's own columns
+                ts = STREAMS[self._stream].at(self._table)
             return {"_ts": ts, "_epoch": _epoch(ts), "_day": _day(ts)}[name]
         return getattr(self._table, name)
 
@@ -347,20 +337,25 @@ class _StreamView:
 
 def _one_cutoff_engine(
     tables: dict[str, ir.Table],
-    spine: ir.Table,
     table: str,
     streams: dict[str, dict[str, Agg]],
     cfg: FeatureConfig,
     cutoff: pd.Timestamp,
 ) -> ir.Table:
-    """The join engine for a single cutoff: every stream of one table in one grouped pass.
+    """The join engine for a single cutoff: the streams of one table in a few grouped passes.
 
     With one cutoff there is nothing to join: each row is placed in time once per stream
     (orders by order date, by promised date, ...), and each aggregate filters on its stream's
     time before the cutoff, its window and its condition. Windows are comparisons of the
     stream's time with constant timestamps (no arithmetic per row), and the time of the
     latest or earliest event is aggregated as a timestamp and turned into seconds afterwards.
-    Only the rows of the spine's accounts are aggregated (churned accounts have no row in it).
+
+    Aggregates over bounded windows of a stream placed by a plain column (order date, ...)
+    make a pass of their own over the rows no older than the longest of those windows, so the
+    file's row groups outside it are skipped; the rest (unbounded windows, times computed per
+    row) make one pass over every row. Distinct counts make a pass per value, grouped by
+    (account, value) before counting. Every account is aggregated: build_features keeps the
+    spine's.
     """
     day = pd.Timestamp(cutoff).normalize()  # windows count whole days before the cutoff's day
 
@@ -368,28 +363,96 @@ def _one_cutoff_engine(
         return ibis.literal((day - pd.Timedelta(days=n)).to_pydatetime(), type="timestamp")
 
     cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
-    t = tables[table]
-    t = t.filter(t.account_id.isin(spine.account_id)).mutate(cutoff=cut)
-    t = t.mutate(**{f"_ts__{name}": STREAMS[name].at(t) for name in streams})
-    conditions, every, times = {}, {}, set()
+    base = tables[table]
+    # streams placed by the same time (orders due, orders late) share its column and flags
+    first: dict[ops.Node, str] = {}
+    shared = {name: first.setdefault(STREAMS[name].at(base).op(), name) for name in streams}
+
+    def pass_of(name: str, agg: Agg) -> tuple[str | None, ops.Node | None]:
+        """(the stream whose time bounds the pass's rows, or None; the value it counts
+        distinct values of, or None)."""
+        plain = isinstance(STREAMS[shared[name]].at(base).op(), ops.Field)
+        bounded = plain and cfg.window(agg.window)[1] is not None
+        distinct = (
+            agg.value(_StreamView(base, shared[name])).op() if agg.kind == "nunique" else None
+        )
+        return (shared[name] if bounded else None, distinct)
+
+    passes: dict[tuple, list[str]] = {}  # pass -> the streams with aggregates in it
+    reach: dict[tuple, int] = {}  # pass -> its longest window (days)
     for name, aggs in streams.items():
-        view, stream = _StreamView(t, name), STREAMS[name]
-        rows = [stream.rows(view)] if stream.rows is not None else []
-        for key, agg in aggs.items():
-            lo, hi = cfg.window(agg.window)
-            parts = [view._ts < days_before(lo), *rows]
-            if hi is not None:
-                parts.append(view._ts >= days_before(hi))
-            conditions[key] = parts + ([agg.where(view, cfg)] if agg.where is not None else [])
-            if agg.kind in ("max", "min") and agg.value(view).equals(view._epoch):
-                times.add(key)  # `last` or `first`: aggregate the time, in seconds afterwards
-                agg = Agg(agg.kind, agg.stream, agg.window, agg.where, lambda t: t._ts)
-            every[key] = agg
-    t, values = _flagged(t, every, conditions, cfg)
-    unique, alias = _unique(values)
-    out = t.group_by("account_id").aggregate(**unique)
-    columns = {k: _epoch(out[alias[k]]) if k in times else out[alias[k]] for k in values}
-    return out.select("account_id", cutoff=cut, **columns)
+        for agg in aggs.values():
+            key = pass_of(name, agg)
+            if name not in passes.setdefault(key, []):
+                passes[key].append(name)
+            if key[0] is not None:
+                reach[key] = max(reach.get(key, 0), cfg.window(agg.window)[1])
+    out = None
+    for key, names in passes.items():
+        # each pass filters the table itself: a shared filtered table would be one query
+        # that DuckDB materializes for every pass to read, instead of reading the file
+        rows = []  # every account's rows: the spine's are picked by build_features's join,
+        # and sorting out the others first (a semi-join on account_id) costs more than it saves
+        if key[0] is not None:  # no older than the longest window
+            rows.append(STREAMS[key[0]].at(base) >= days_before(reach[key]))
+        if key[1] is not None:  # distinct values: the rows with a value
+            rows.append(key[1].to_expr().notnull())
+        t = (base.filter(*rows) if rows else base).mutate(cutoff=cut)
+        t = t.mutate(**{f"_ts__{shared[n]}": STREAMS[shared[n]].at(t) for n in names})
+        conditions, every, times = {}, {}, set()
+        for name in names:
+            view, stream = _StreamView(t, shared[name]), STREAMS[name]
+            rows = [stream.rows(view)] if stream.rows is not None else []
+            for k, agg in streams[name].items():
+                if pass_of(name, agg) != key:
+                    continue
+                lo, hi = cfg.window(agg.window)
+                parts = [view._ts < days_before(lo), *rows]
+                if hi is not None:
+                    parts.append(view._ts >= days_before(hi))
+                conditions[k] = parts + ([agg.where(view, cfg)] if agg.where is not None else [])
+                if agg.kind in ("max", "min") and agg.value(view).equals(view._epoch):
+                    times.add(k)  # `last` or `first`: aggregate the time, in seconds afterwards
+                    agg = Agg(agg.kind, agg.stream, agg.window, agg.where, lambda t: t._ts)
+                every[k] = agg
+        if key[1] is None:
+            t, values = _flagged(t, every, conditions, shared)
+            unique, alias = _unique(values)
+            part = t.group_by("account_id").aggregate(**unique)
+            columns = {k: _epoch(part[alias[k]]) if k in times else part[alias[k]] for k in values}
+        else:
+            part = _distinct_counts(t, every, conditions, shared)
+            columns = {k: part[k] for k in every}
+        part = part.select("account_id", **columns)
+        if out is None:
+            out = part
+        else:  # an account may have rows in one pass and none in another
+            part = part.rename(_aid="account_id")
+            out = out.outer_join(part, out.account_id == part._aid)
+            out = out.mutate(account_id=ibis.coalesce(out.account_id, out._aid)).drop("_aid")
+    names = [k for aggs in streams.values() for k in aggs]
+    return out.mutate(cutoff=cut).select("account_id", "cutoff", *names)
+
+
+def _distinct_counts(
+    t: ir.Table,
+    aggs: dict[str, Agg],
+    conditions: dict[str, list[ir.BooleanValue]],
+    shared: dict[str, str],
+) -> ir.Table:
+    """Distinct values per account of one value (the same for every aggregate in `aggs`),
+    each aggregate counting those that occur in a row meeting its conditions: grouped by
+    (account, value) first, then counted. DuckDB is several times slower with COUNT(DISTINCT)
+    over every row of a wider grouped pass."""
+    t, wheres = _flag_columns(t, conditions)
+    first = next(iter(aggs.values()))
+    value = first.value(_StreamView(t, shared[first.stream]))
+    t = t.filter(value.notnull()).mutate(_value=value)
+    flags = {k: ibis.literal(True) if w is None else w for k, w in wheres.items()}
+    pairs = t.group_by("account_id", "_value").aggregate(**{k: f.any() for k, f in flags.items()})
+    return pairs.group_by("account_id").aggregate(
+        **{k: pairs.account_id.count(where=pairs[k]) for k in flags}
+    )
 
 
 def _epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
@@ -397,28 +460,45 @@ def _epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
     return ts.epoch_seconds().cast("float64")
 
 
-def _flagged(
-    t: ir.Table,
-    aggs: dict[str, Agg],
-    conditions: dict[str, list[ir.BooleanValue]],
-    cfg: FeatureConfig,
-) -> tuple[ir.Table, dict[str, ir.Value]]:
+def _flag_columns(
+    t: ir.Table, conditions: dict[str, list[ir.BooleanValue]]
+) -> tuple[ir.Table, dict[str, ir.BooleanValue | None]]:
     """Every distinct condition (a window, an event type, ...) as a column computed once per
-    row, and each aggregate filtered on the conjunction of its own: (table, aggregates).
-
-    Values are read through the aggregate's stream (`_epoch` is that stream's time)."""
+    row: (table, key -> the conjunction of its flags, None for no condition)."""
     flags: dict[ops.Node, str] = {}
     names = {
         key: [flags.setdefault(p.op(), f"_flag{len(flags)}") for p in parts]
         for key, parts in conditions.items()
     }
     t = t.mutate(**{name: op.to_expr().fill_null(False) for op, name in flags.items()})
+    return t, {
+        key: functools.reduce(operator.and_, [t[c] for c in cs]) if cs else None
+        for key, cs in names.items()
+    }
+
+
+def _flagged(
+    t: ir.Table,
+    aggs: dict[str, Agg],
+    conditions: dict[str, list[ir.BooleanValue]],
+    shared: dict[str, str] | None = None,
+) -> tuple[ir.Table, dict[str, ir.Value]]:
+    """Conditions as flag columns (_flag_columns), and each aggregate restricted to the
+    conjunction of its own: (table, aggregates).
+
+    `shared`: stream -> the stream whose time column (`_ts__<stream>`) it reads, when the
+    table places its rows by several streams; values are then read through the aggregate's
+    stream (`_epoch` is that stream's time)."""
+    shared = shared or {}
+    t, wheres = _flag_columns(t, conditions)
     values = {}
     for key, agg in aggs.items():
-        where = functools.reduce(operator.and_, [t[c] for c in names[key]], ibis.literal(True))
-        view = _StreamView(t, agg.stream) if f"_ts__{agg.stream}" in t.columns else t
-        plain = Agg(agg.kind, agg.stream, agg.window, None, agg.value)
-        values[key] = _aggregate(view, plain, cfg, where)
+        view = _StreamView(t, shared[agg.stream]) if agg.stream in shared else t
+        value = view.account_id if agg.kind == "count" else agg.value(view)
+        if wheres[key] is not None:  # an aggregate of the value where the flags hold, else
+            # of NULL: DuckDB computes this faster than with a FILTER clause
+            value = ibis.ifelse(wheres[key], value, ibis.null(value.type()))
+        values[key] = getattr(value, agg.kind)()
     return t, values
 
 
@@ -442,6 +522,9 @@ def eligible_spine(
     also have ordered in the `active_days` before the cutoff (churn by inactivity).
     """
     accounts, orders = tables["accounts"], tables["orders"]
+    if "customer_since" in accounts.columns:  # the first order counts only where it is unknown
+        unknown = accounts.filter(accounts.customer_since.isnull()).account_id
+        orders = orders.filter(orders.account_id.isin(unknown))
     first = orders.group_by(orders.account_id.name("_aid")).aggregate(
         _first_order=orders.order_date.min()
     )
@@ -530,7 +613,7 @@ def build_features(
         else:
             parts.append(functools.partial(aggregates, tables, spine, stream, aggs, cfg, engine))
     parts += [
-        functools.partial(_one_cutoff_engine, tables, spine, t, st, cfg, cutoff)
+        functools.partial(_one_cutoff_engine, tables, t, st, cfg, cutoff)
         for t, st in by_table.items()
     ]
     for make in parts:
