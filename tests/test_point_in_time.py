@@ -278,6 +278,17 @@ def test_the_schedule_engines_equal_the_per_cutoff_join(world):
 
 
 @SETTINGS
+@given(worlds())
+def test_features_at_one_cutoff_equal_the_schedule_at_that_cutoff(world):
+    """The one-cutoff engine (a pass per stream over the rows within its longest window, one
+    over every row, distinct counts per value) gives what the schedule's join gives there."""
+    joined = features(world, "join", SCHEDULE)
+    for cutoff in (CUTOFF, day(182), day(241)):
+        at = joined[joined.cutoff == cutoff].reset_index(drop=True)
+        pd.testing.assert_frame_equal(features(world, "join", (cutoff,)), at)
+
+
+@SETTINGS
 @given(worlds(), st.randoms(use_true_random=False))
 def test_row_order_changes_nothing(world, rnd):
     shuffled = {}
