@@ -186,7 +186,8 @@ def add_labels(
 
 
 def _to_pandas(expr: ir.Table) -> pd.DataFrame:
-    frame = expr.order_by(["cutoff", "account_id"]).to_pandas()
+    # through Arrow: the same types as Ibis's to_pandas, several times faster on wide frames
+    frame = expr.order_by(["cutoff", "account_id"]).to_pyarrow().to_pandas()
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).astype("datetime64[us]")
     return frame.reset_index(drop=True)
 
