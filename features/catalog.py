@@ -131,6 +131,8 @@ class Feature:
     fill_zero: bool = False  # a count: 0 (not unknown) when the account has no such events
     inputs: tuple[str, ...] = ()  # for derived features: the features used
     aggs: dict[str, Agg] = field(default_factory=dict)  # for the others: the aggregates used
+    # its value drifts upward as the data's history lengthens, whatever the customers do
+    grows_with_history: bool = False
 
     def describe(self) -> dict[str, Any]:
         """The feature's declaration as plain data (for MLflow and the docs)."""
@@ -143,6 +145,7 @@ class Feature:
             "source": self.source,
             "requires": list(self.requires),
             "inputs": list(self.inputs),
+            "grows_with_history": self.grows_with_history,
         }
 
 

@@ -85,6 +85,7 @@ FEATURES = (
         lambda a, c: since(a, a.start),
         requires=("end_date",),
         aggs={"start": first("links", _active)},
+        grows_with_history=True,
     ),
     Feature(
         "direct_channel_share", G,
@@ -109,5 +110,6 @@ FEATURES = (
         lambda a, c: since(a, a.since),
         requires=("customer_since",),
         aggs={"since": first("accounts")},
+        grows_with_history=True,
     ),
 )  # fmt: skip

@@ -49,6 +49,13 @@ def render_markdown() -> str:
         "with RANGE window frames (slower, but DuckDB spills it to disk when memory is short). "
         "Tests check that all three give the same values at every cutoff.",
         "",
+        "Features marked *grows with history* depend on the length of the data's history "
+        "(a window reaching back to the first event, or a count with no lower bound), so their "
+        "values drift upward (or fewer are unknown) as the history lengthens, whatever the "
+        "customers do. Scoring "
+        "computes their drift against the training data like any other's, but lists it apart "
+        "as expected: it never makes the drift warning on its own.",
+        "",
         "| group | features |",
         "|---|---|",
     ]
@@ -73,7 +80,8 @@ def render_markdown() -> str:
             else:
                 table = f.source
                 needs = ", ".join([f"`{table}`"] + [f"`{table}.{c}`" for c in f.requires])
+            meaning = f.description + (" *Grows with history.*" if f.grows_with_history else "")
             lines.append(
-                f"| `{f.name}` | {f.description} | {f.unit} | {DIRECTION[f.direction]} | {needs} |"
+                f"| `{f.name}` | {meaning} | {f.unit} | {DIRECTION[f.direction]} | {needs} |"
             )
     return "\n".join(lines) + "\n"

@@ -113,6 +113,7 @@ FEATURES = (
         "days", "lower", "orders",
         lambda a, c: since(a, a.t),
         aggs={"t": first("orders")},
+        grows_with_history=True,
     ),
     Feature(
         "orders_recent", G,
@@ -349,5 +350,6 @@ FEATURES = (
         lambda a, c: since(a, a.t),
         requires=("contact_id",),
         aggs={"t": last("contacts_first")},
+        grows_with_history=True,
     ),
 )  # fmt: skip

@@ -38,6 +38,7 @@ FEATURES = (
         "days", "higher", "interactions",
         lambda a, c: since(a, a.t),
         aggs={"t": last("interactions", _complaint)},
+        grows_with_history=True,
     ),
     Feature(
         "days_since_last_customer_contact", G,
@@ -69,6 +70,7 @@ FEATURES = (
         lambda a, c: a.n,
         fill_zero=True,
         aggs={"n": count("interactions", "before_recent", _complaint)},
+        grows_with_history=True,
     ),
     Feature(
         "has_complaint_history", G,
@@ -96,6 +98,7 @@ FEATURES = (
             "before": count("interactions", "before_recent", _complaint),
             "first": first("interactions"),
         },
+        grows_with_history=True,
     ),
     Feature(
         "complaint_resolution_days_long", G,

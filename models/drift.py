@@ -11,6 +11,13 @@ computes the population stability index per feature:
 
 Below 0.1 is stable, 0.1 to 0.25 a moderate shift, above 0.25 (the default threshold,
 `score.drift.psi_threshold`) a shift worth retraining for.
+
+Some features grow with the length of the data's history whatever the customers do (days
+since the first order, complaints before the recent window, tenure, ...: `grows_with_history`
+in the catalog). Scoring as of the end of the data, after training on earlier cutoffs, they
+always shift. Their PSI is computed like any other, but past the threshold they are listed
+apart (`grows_with_history` in the report, with their PSI) rather than in `drifted`: they are
+expected to shift, never make the warning on their own, and are no reason to retrain.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.catalog import CATALOG
+
 log = logging.getLogger(__name__)
 
 REFERENCE_NAME = "reference.json"
 QUANTILES = np.linspace(0.1, 0.9, 9)
 EPS = 1e-4  # floor for empty bins, so that ln(actual / expected) stays finite
+# Features expected to shift as the data's history lengthens (see the module docstring).
+GROWS_WITH_HISTORY = frozenset(f.name for f in CATALOG if f.grows_with_history)
 
 
 def _edges(values: np.ndarray) -> list[float]:
@@ -109,13 +120,23 @@ def drift_report(
     reference: Reference | None,
     threshold: float = 0.25,
     min_rows: int = 200,
+    grows_with_history: Collection[str] = GROWS_WITH_HISTORY,
 ) -> dict[str, Any]:
     """PSI per feature of `frame` against the reference, the drifted ones listed worst first.
 
-    `checked` is False (with the reason in `note`) when there is no reference or fewer than
-    `min_rows` rows: PSI over a handful of accounts measures noise, not drift.
+    `drifted` names the features at or past the threshold, except those in
+    `grows_with_history` (by default the catalog's): these go to `grows_with_history`, a list
+    of {"feature", "psi"}, worst first, since they shift whenever the data's history is longer
+    than at training. `psi` has every feature. `checked` is False (with the reason in `note`)
+    when there is no reference or fewer than `min_rows` rows: PSI over a handful of accounts
+    measures noise, not drift.
     """
-    report: dict[str, Any] = {"threshold": threshold, "rows": len(frame), "drifted": []}
+    report: dict[str, Any] = {
+        "threshold": threshold,
+        "rows": len(frame),
+        "drifted": [],
+        "grows_with_history": [],
+    }
     if reference is None:
         return report | {"checked": False, "note": "no reference distribution for this model"}
     report["reference"] = reference.source
@@ -126,21 +147,39 @@ def drift_report(
             "note": f"{len(frame)} active accounts, fewer than {min_rows}: too few to measure",
         }
     values = psi(frame, reference.profile)
-    drifted = sorted((k for k, v in values.items() if v >= threshold), key=lambda k: -values[k])
-    return report | {"checked": True, "psi": values, "drifted": drifted}
+    shifted = sorted((k for k, v in values.items() if v >= threshold), key=lambda k: -values[k])
+    return report | {
+        "checked": True,
+        "psi": values,
+        "drifted": [k for k in shifted if k not in grows_with_history],
+        "grows_with_history": [
+            {"feature": k, "psi": values[k]} for k in shifted if k in grows_with_history
+        ],
+    }
 
 
 def drift_warning(report: Mapping[str, Any], most: int = 8) -> str | None:
-    """One line naming the drifted features (worst first), or None when nothing drifted."""
+    """One line naming the drifted features (worst first), or None when nothing drifted.
+
+    Features that grow with the data's history never make a warning on their own; when others
+    drifted, one sentence names those that shifted too, as expected.
+    """
     drifted = report.get("drifted") or []
     if not drifted:
         return None
     listed = ", ".join(f"{n} (PSI {report['psi'][n]:.2f})" for n in drifted[:most])
     more = f" and {len(drifted) - most} more" if len(drifted) > most else ""
+    expected = [e["feature"] for e in report.get("grows_with_history") or []]
+    also = (
+        f". {len(expected)} feature(s) that grow with the length of the data's history shifted "
+        f"too, as expected and no reason to retrain: {', '.join(expected)}"
+        if expected
+        else ""
+    )
     return (
         f"{len(drifted)} feature(s) drifted from the training data (PSI >= "
         f"{report['threshold']}): {listed}{more}; scores for these accounts may be less "
-        "reliable: check the data, or retrain on recent data (dvc repro)"
+        f"reliable: check the data, or retrain on recent data (dvc repro){also}"
     )
 
 
