@@ -442,8 +442,9 @@ def _distinct_counts(
 ) -> ir.Table:
     """Distinct values per account of one value (the same for every aggregate in `aggs`),
     each aggregate counting those that occur in a row meeting its conditions: grouped by
-    (account, value) first, then counted. DuckDB is several times slower with COUNT(DISTINCT)
-    over every row of a wider grouped pass."""
+    (account, value) first, then counted, over only the rows a pass of their own reads. At 1M
+    accounts the COUNT(DISTINCT)s inside the wider pass took about 10 s of wall time, these
+    passes about 8."""
     t, wheres = _flag_columns(t, conditions)
     first = next(iter(aggs.values()))
     value = first.value(_StreamView(t, shared[first.stream]))
