@@ -118,7 +118,7 @@ def step_simulate(s: dict[str, Any]) -> dict[str, Any]:
     from pipeline.simulate import SimConfig, write
 
     cfg = SimConfig(
-        n_accounts=s["accounts"], seed=s["seed"], mc_samples=s["mc_samples"], weeks=s.get("weeks", 156)
+        n_accounts=s["accounts"], seed=s["seed"], mc_samples=s["mc_samples"], weeks=s["weeks"]
     )
     world = Path(s["world"])
     started = _clock()

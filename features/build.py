@@ -126,13 +126,14 @@ def _in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.Boolean
     return inside if hi is None else inside & (age <= hi)
 
 
-def _aggregate(t: ir.Table, agg: Agg, cfg: FeatureConfig, where: ir.BooleanValue) -> ir.Value:
-    if agg.where is not None:
-        where = where & agg.where(t, cfg)
-    if agg.kind == "count":
-        return t.account_id.count(where=where)
-    value = agg.value(t)
-    return getattr(value, agg.kind)(where=where)
+def _aggregate(t: ir.Table, agg: Agg, where: ir.BooleanValue | None) -> ir.Value:
+    """`agg` of its value over the rows where `where` holds (all rows for None), written as an
+    aggregate of the value there and of NULL elsewhere: DuckDB computes that faster than the
+    same aggregate with a FILTER clause."""
+    value = t.account_id if agg.kind == "count" else agg.value(t)
+    if where is not None:
+        value = ibis.ifelse(where, value, ibis.null(value.type()))
+    return getattr(value, agg.kind)()
 
 
 def _join_engine(
@@ -187,7 +188,8 @@ def _window_engine(
             order_by=line._day,
             range=(None if hi is None else -hi, -(lo + 1)),
         )
-        values[name] = _aggregate(line, agg, cfg, ~line._mark).over(frame)
+        where = ~line._mark & agg.where(line, cfg) if agg.where is not None else ~line._mark
+        values[name] = _aggregate(line, agg, where).over(frame)
     unique, alias = _unique(values)
     out = line.mutate(**unique)
     return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
@@ -391,13 +393,13 @@ def _one_cutoff_engine(
     for key, names in passes.items():
         # each pass filters the table itself: a shared filtered table would be one query
         # that DuckDB materializes for every pass to read, instead of reading the file
-        rows = []  # every account's rows: the spine's are picked by build_features's join,
+        keep = []  # every account's rows: the spine's are picked by build_features's join,
         # and sorting out the others first (a semi-join on account_id) costs more than it saves
         if key[0] is not None:  # no older than the longest window
-            rows.append(STREAMS[key[0]].at(base) >= days_before(reach[key]))
+            keep.append(STREAMS[key[0]].at(base) >= days_before(reach[key]))
         if key[1] is not None:  # distinct values: the rows with a value
-            rows.append(key[1].to_expr().notnull())
-        t = (base.filter(*rows) if rows else base).mutate(cutoff=cut)
+            keep.append(key[1].to_expr().notnull())
+        t = (base.filter(*keep) if keep else base).mutate(cutoff=cut)
         t = t.mutate(**{f"_ts__{shared[n]}": STREAMS[shared[n]].at(t) for n in names})
         conditions, every, times = {}, {}, set()
         for name in names:
@@ -495,11 +497,7 @@ def _flagged(
     values = {}
     for key, agg in aggs.items():
         view = _StreamView(t, shared[agg.stream]) if agg.stream in shared else t
-        value = view.account_id if agg.kind == "count" else agg.value(view)
-        if wheres[key] is not None:  # an aggregate of the value where the flags hold, else
-            # of NULL: DuckDB computes this faster than with a FILTER clause
-            value = ibis.ifelse(wheres[key], value, ibis.null(value.type()))
-        values[key] = getattr(value, agg.kind)()
+        values[key] = _aggregate(view, agg, wheres[key])
     return t, values
 
 
