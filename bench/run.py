@@ -469,7 +469,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--child", choices=list(CHILD_STEPS), help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.child is None:
+        from pipeline.simulate import SimConfig
+
+        try:  # the world's size is checked before any step runs
+            SimConfig(n_accounts=args.accounts, seed=args.seed, weeks=args.weeks)
+        except ValueError as exc:
+            p.error(str(exc))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

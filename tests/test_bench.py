@@ -68,3 +68,13 @@ def test_trusted_clean_writes_what_validate_writes(bench, world, tmp_path) -> No
     steps = {s["step"]: s for s in report["steps"]}
     assert steps["featurize_one"]["rows_out"] > 0 and steps["scan"]["rows_in"] > 0
     assert report["featurize_one_over_scan"] > 0 and all(s["peak_gb"] > 0 for s in report["steps"])
+
+
+@pytest.mark.parametrize("args", [["--weeks", "0"], ["--accounts", "0"]])
+def test_an_impossible_world_is_a_usage_error(bench, tmp_path, capsys, args) -> None:
+    """Checked before any step runs: exit 2 with the simulator's reason, no world folder."""
+    with pytest.raises(SystemExit) as exit_:
+        bench.main([*args, "--world", str(tmp_path / "w"), "--steps", "simulate"])
+    assert exit_.value.code == 2
+    assert "n_accounts must be at least 1 and weeks from 1 to 3500" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
