@@ -293,7 +293,9 @@ def build(
         f"<h2>Top {len(top)} at-risk accounts at the last test cutoff "
         f"({pd.Timestamp(test['cutoff'].max()).date()})</h2>",
         "<p class='sub'>Reasons: the feature groups that raise each account's risk most "
-        "(TreeSHAP summed by group), each worded with the group's leading feature.</p>",
+        "(each feature's exact contribution to the log-odds, summed by group: TreeSHAP, "
+        "weighted with the logistic regression's when the model is a blend), each worded "
+        "with the group's leading feature.</p>",
         accounts_table(top),
         "</body></html>",
     ]
