@@ -59,6 +59,18 @@ def _first_contacts(t: ir.Table) -> ir.Table:
     return t.group_by("account_id", "contact_id").aggregate(occurred_at=t.occurred_at.min())
 
 
+def _order_gaps(t: ir.Table) -> ir.Table:
+    """One row per day an account ordered on, after its first: the days since the previous
+    day it ordered on (`gap_days`), placed at that day (`order_day`). A gap row depends only
+    on the order days up to its own, so it is known at every cutoff after it."""
+    t = t.filter(t.order_date.notnull())
+    days = t.select("account_id", order_day=t.order_date.truncate("D")).distinct()
+    previous = days.order_day.lag().over(group_by=days.account_id, order_by=days.order_day)
+    seconds = days.order_day.epoch_seconds() - previous.epoch_seconds()
+    gaps = days.mutate(gap_days=seconds.cast("float64") / SECONDS_A_DAY)
+    return gaps.filter(gaps.gap_days.notnull())
+
+
 def _late(t: ir.Table) -> ir.BooleanValue:
     return t.delivered_date.isnull() | (t.delivered_date > t.promised_date)
 
@@ -79,6 +91,7 @@ STREAMS = {
     "orders": Stream("orders", lambda t: t.order_date),
     "orders_due": Stream("orders", lambda t: t.promised_date),
     "orders_late": Stream("orders", lambda t: t.promised_date, rows=_late, join_only=True),
+    "order_gaps": Stream("orders", lambda t: t.order_day, prepare=_order_gaps),
     "orders_closed": Stream("orders", _closed("promised_date", "delivered_date")),
     "interactions": Stream("interactions", lambda t: t.occurred_at),
     "resolutions": Stream("interactions", lambda t: t.resolved_at),

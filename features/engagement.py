@@ -7,6 +7,8 @@ and how it stands against competitors (share of wallet).
 
 from __future__ import annotations
 
+import ibis
+
 from features.catalog import (
     Agg,
     Feature,
@@ -97,6 +99,24 @@ def _touch_aggs() -> dict[str, Agg]:
 
 def _contact(t):
     return t.contact_id
+
+
+def _gap(t):
+    return t.gap_days
+
+
+def _gap_squared(t):
+    return t.gap_days * t.gap_days
+
+
+def _order_day(t):
+    return t._day
+
+
+def _gap_cv(a, c):
+    """Population standard deviation of the gaps over their mean, from mean(g) and mean(g²)."""
+    variance = ibis.greatest(a.m2 - a.m * a.m, 0.0)
+    return known_if(a.n >= 2, variance.sqrt() / a.m.nullif(0.0))
 
 
 FEATURES = (
@@ -351,5 +371,55 @@ FEATURES = (
         requires=("contact_id",),
         aggs={"t": last("contacts_first")},
         grows_with_history=True,
+    ),
+    # Purchase rhythm: a repeat buyer judged against its own rhythm. Frequency, recency and
+    # age are the buy-till-you-die models' sufficient statistics (Fader, Hardie and Lee 2005):
+    # order_days_total - 1, days_since_first_order - days_since_last_order, days_since_first_order.
+    Feature(
+        "orders_total", G,
+        "Orders over the account's whole history before the cutoff.",
+        "count", "lower", "orders",
+        lambda a, c: a.n,
+        fill_zero=True,
+        aggs={"n": count("orders")},
+        grows_with_history=True,
+    ),
+    Feature(
+        "order_days_total", G,
+        "Distinct days with an order over the whole history (the buy-till-you-die frequency "
+        "is this less one: repeat purchase days).",
+        "count", "lower", "orders",
+        lambda a, c: a.n,
+        fill_zero=True,
+        aggs={"n": distinct("orders", _order_day)},
+        grows_with_history=True,
+    ),
+    Feature(
+        "mean_order_gap_days", G,
+        "The account's typical gap: mean days between consecutive days it ordered on; empty "
+        "with fewer than two order days.",
+        "days", "higher", "orders",
+        lambda a, c: a.m,
+        aggs={"m": mean("order_gaps", _gap)},
+    ),
+    Feature(
+        "order_gap_ratio", G,
+        "Days since the last order over the account's typical gap: above 1 means overdue by "
+        "its own rhythm; empty with fewer than two order days.",
+        "ratio", "higher", "derived",
+        lambda t, c: ratio(t.days_since_last_order, t.mean_order_gap_days),
+        inputs=("days_since_last_order", "mean_order_gap_days"),
+    ),
+    Feature(
+        "order_gap_cv", G,
+        "Regularity of the rhythm: standard deviation of the gaps between order days over "
+        "their mean (0: like clockwork); empty with fewer than three order days.",
+        "ratio", "either", "orders",
+        _gap_cv,
+        aggs={
+            "n": count("order_gaps"),
+            "m": mean("order_gaps", _gap),
+            "m2": mean("order_gaps", _gap_squared),
+        },
     ),
 )  # fmt: skip

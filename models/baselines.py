@@ -9,6 +9,9 @@
   order), frequency (orders in the recent and the prior window) and monetary value (order
   value over the long window), with the cut points learned on the training fold, mapped to the
   training fold's churn rate for each score.
+- `bg_nbd`: the buy-till-you-die BG/NBD model (Fader, Hardie and Lee 2005), label-free: fitted
+  at each cutoff on the order histories before it (frequency, recency, age), scoring the
+  probability of no order in the label window (models/btyd.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ LAST_CONTACT = "days_since_last_contact"
 RECENCY = "days_since_last_order"
 FREQUENCY = ("orders_recent", "orders_prior")
 MONETARY = "order_value_long"
+# BG/NBD's sufficient statistics: order days (frequency + 1), age, and recency from them
+BTYD = ("order_days_total", "days_since_first_order", "days_since_last_order")
 
 
 def logistic_pipeline(seed: int = 0) -> Pipeline:
@@ -150,9 +155,12 @@ class RecencyFrequency:
         return np.array([self.rate_.get(int(s), self.prior_) for s in score])
 
 
-def baselines(features: Sequence[str], seed: int = 0) -> dict[str, Callable[[], object]]:
+def baselines(
+    features: Sequence[str], seed: int = 0, lead_days: int = 0, horizon_days: int = 90
+) -> dict[str, Callable[[], object]]:
     """The baselines these features allow (name -> factory); a baseline whose signal is
-    missing (a table absent, a feature group left out) is left out with a log line."""
+    missing (a table absent, a feature group left out) is left out with a log line.
+    `lead_days`, `horizon_days`: the label window, for the label-free bg_nbd."""
     have = set(features)
     out: dict[str, Callable[[], object]] = {
         "logistic_regression": lambda: LogisticBaseline(list(features), seed)
@@ -168,11 +176,24 @@ def baselines(features: Sequence[str], seed: int = 0) -> dict[str, Callable[[], 
         log.warning(
             "baseline recency_frequency left out: missing %s", ", ".join(sorted(needed - have))
         )
+    if set(BTYD) <= have:
+        from models.btyd import BGNBDBaseline
+
+        out["bg_nbd"] = lambda: BGNBDBaseline(lead_days, horizon_days)
+    else:
+        log.warning("baseline bg_nbd left out: missing %s", ", ".join(sorted(set(BTYD) - have)))
     return out
 
 
 def fit_baselines(
-    train: pd.DataFrame, y_train: np.ndarray, features: Sequence[str], seed: int = 0
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    features: Sequence[str],
+    seed: int = 0,
+    lead_days: int = 0,
+    horizon_days: int = 90,
 ) -> dict[str, object]:
-    """Every available baseline fitted on the training fold."""
-    return {name: make().fit(train, y_train) for name, make in baselines(features, seed).items()}
+    """Every available baseline fitted on the training fold (bg_nbd reads no labels: it is
+    fitted on the order histories before each cutoff of the rows it scores)."""
+    made = baselines(features, seed, lead_days, horizon_days)
+    return {name: make().fit(train, y_train) for name, make in made.items()}

@@ -226,16 +226,15 @@ def featurize(
         )
         return
     validated = load(data)
-    sched = params.get("schedule", {})
-    cutoffs = fz.snapshot_schedule(
+    schedule = fz.schedule_for(
         pd.Timestamp(validated.data_start),
         fz.data_end(validated),
         label,
-        every_days=sched.get("every_days", 28),
-        warmup_days=sched.get("warmup_days", 182),
-        start=sched.get("start"),
-        end=sched.get("end"),
+        params.get("schedule") or {},
+        params.get("split") or {},
     )
+    cutoffs = schedule.cutoffs
+    typer.echo(f"schedule: {schedule.describe()}")
     started = time.perf_counter()
     frame, mode = fx.training_frame(validated, cutoffs, cfg, label, groups, spec)
     from pipeline.io import atomic_dir
@@ -246,6 +245,11 @@ def featurize(
             {
                 "label_mode": mode,
                 "cutoffs": [str(c.date()) for c in cutoffs],
+                "schedule": {
+                    "every_days": schedule.every_days,
+                    "warmup_days": schedule.warmup_days,
+                    "derived": schedule.derived,
+                },
                 "rows": len(frame),
                 "churn_rate": float(frame[fz.LABEL].mean()),
                 "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
@@ -420,7 +424,8 @@ def explain(
     ] = None,
     cutoffs: Annotated[int, typer.Option(help="how many cutoffs up to --as-of")] = 6,
     every: Annotated[
-        int | None, typer.Option(help="days between cutoffs [default: schedule.every_days]")
+        int | None,
+        typer.Option(help="days between cutoffs [default: the training schedule's step]"),
     ] = None,
     params_file: ParamsOpt = None,
 ) -> None:
@@ -438,10 +443,10 @@ def explain(
         raise UserError(f"{out}: the chart is a PNG; name it *.png")
     params = _params(params_file)
     settings = Settings.from_params(params.get("score") or {})
-    every_days = every or params.get("schedule", {}).get("every_days", 28)
-    if every_days < 1:
+    if every is not None and every < 1:
         raise UserError("--every must be at least 1 day")
     validated = load(data)
+    every_days = every or _schedule_step(validated, params)
     loaded, reference = load_scoring_model(params, model)
     when = _date(as_of, "--as-of") or data_end(validated)
     table, groups = ex.history(
@@ -453,6 +458,28 @@ def explain(
     ex.chart(title, table, groups, summary, tiers, out)
     typer.echo(ex.render(account_id, title, table, summary))
     typer.echo(f"chart -> {out}")
+
+
+def _schedule_step(validated, params: dict[str, Any]) -> int:
+    """schedule.every_days, or the step the training schedule derives from this data."""
+    import pandas as pd
+
+    from pipeline import featurize as fz
+
+    step = (params.get("schedule") or {}).get("every_days")
+    if step:
+        return int(step)
+    try:
+        label = fz.LabelSpec.from_params(params.get("label", {}))
+        return fz.schedule_for(
+            pd.Timestamp(validated.data_start),
+            fz.data_end(validated),
+            label,
+            params.get("schedule") or {},
+            params.get("split") or {},
+        ).every_days
+    except UserError:  # too short to train on: the longest step
+        return fz.EVERY_DAYS[0]
 
 
 @app.command()

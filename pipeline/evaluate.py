@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from models.baselines import fit_baselines
+from models.bootstrap import auc_difference
 from models.metrics import (
     Campaign,
     binary_metrics,
@@ -53,6 +54,7 @@ LABELS = {
     "logistic_regression": "logistic regression",
     "days_since_last_contact": "rule: days since last contact",
     "recency_frequency": "recency-frequency-monetary score",
+    "bg_nbd": "BG/NBD: P(no order in the label window)",
 }
 # CSV files for `dvc plots` (model only: DVC overlays experiments) and PNGs for people/MLflow.
 PLOT_FILES = ("roc.csv", "pr.csv", "calibration.csv", "gains.csv", "campaign.csv")
@@ -65,6 +67,8 @@ PNG_FILES = (
     "evaluation.png",
 )
 PROMOTION_NAME = "promotion.json"
+PREDICTIONS_NAME = "test_predictions.csv"
+BOOTSTRAP_RESAMPLES = 1000
 
 
 def model_label(model: dict[str, Any]) -> str:
@@ -173,13 +177,49 @@ def write_plots(
 
 
 def baseline_predictions(
-    frame: pd.DataFrame, folds: Folds, features: list[str]
+    frame: pd.DataFrame, folds: Folds, features: list[str], label: dict[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
-    """Each baseline fitted on the training fold only, its probabilities on the test fold."""
+    """Each baseline fitted on the training fold only, its probabilities on the test fold
+    (`label`: params.yaml's label section, for the label window of bg_nbd)."""
+    label = label or {}
     fold = folds.fold_of(frame["cutoff"])
     train, test = frame[fold == "train"], frame[fold == "test"]
-    fitted = fit_baselines(train, train[LABEL].to_numpy(), features)
+    fitted = fit_baselines(
+        train,
+        train[LABEL].to_numpy(),
+        features,
+        lead_days=int(label.get("lead_days", 0)),
+        horizon_days=int(label.get("horizon_days", 90)),
+    )
     return {name: b.predict_proba(test) for name, b in fitted.items()}
+
+
+def compare_with_baselines(
+    test: pd.DataFrame, p: np.ndarray, baselines: dict[str, np.ndarray], seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Per baseline: the model's AUC minus the baseline's on the test rows, with a 95%
+    interval from a paired bootstrap over accounts (models/bootstrap.py), and the PR-AUC
+    difference."""
+    y = test[LABEL].to_numpy()
+    accounts = test["account_id"].to_numpy()
+    out = {}
+    for name, q in baselines.items():
+        d = auc_difference(y, p, q, accounts, BOOTSTRAP_RESAMPLES, seed=seed)
+        pr = binary_metrics(y, p)["pr_auc"] - binary_metrics(y, q)["pr_auc"]
+        out[name] = {**d.as_dict(), "pr_auc_diff": float(pr)}
+    return out
+
+
+def write_predictions(
+    test: pd.DataFrame, p: np.ndarray, baselines: dict[str, np.ndarray], path: Path
+) -> None:
+    """The test fold's rows: account, cutoff, label, the model's p and every baseline's."""
+    rows = test[[*KEYS, LABEL]].reset_index(drop=True).copy()
+    rows["cutoff"] = rows["cutoff"].dt.strftime("%Y-%m-%d")
+    rows["p_model"] = p
+    for name, q in baselines.items():
+        rows[f"p_{name}"] = q
+    write_table(rows, path)
 
 
 def _score_champion(uri: str, test: pd.DataFrame, metric: str) -> float:
@@ -253,7 +293,7 @@ def run(
     uncal = binary_metrics(y_test, p_uncal)
     metrics["uncalibrated"] = {k: uncal[k] for k in ("auc", "brier", "log_loss", "ece")}
 
-    p_base = baseline_predictions(frame, folds, model.features)
+    p_base = baseline_predictions(frame, folds, model.features, params.get("label"))
     metrics["baselines"] = {}
     for name, p in p_base.items():
         m = binary_metrics(y_test, p)
@@ -272,6 +312,7 @@ def run(
         if b[key] >= metrics["test"][key]
     ]
     metrics["test"]["beats_baselines"] = int(not behind)
+    metrics["vs_baselines"] = compare_with_baselines(test, p_test, p_base)
     if behind:
         log.warning("the model does not beat every baseline: %s", "; ".join(behind))
     metrics["model"] = {
@@ -285,6 +326,7 @@ def run(
     plots = Path(reports_dir) / "plots"
     write_plots(plots, y_test, p_test, p_uncal, p_base, p_oracle, campaign, metrics)
     write_json(metrics, Path(reports_dir) / "metrics.json")
+    write_predictions(test, p_test, p_base, Path(reports_dir) / PREDICTIONS_NAME)
 
     configure(root, params["mlflow"]["experiment"])
     metric = (params.get("promote") or {}).get("metric", "auc")
@@ -298,7 +340,7 @@ def run(
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """`section.key` (and `baselines.name.key`) numbers for MLflow."""
     flat: dict[str, float] = {}
-    for section in ("test", "oracle", "uncalibrated", "baselines"):
+    for section in ("test", "oracle", "uncalibrated", "baselines", "vs_baselines"):
         for key, value in metrics.get(section, {}).items():
             if isinstance(value, dict):
                 flat |= {f"{section}.{key}.{k}": v for k, v in value.items()}
@@ -355,6 +397,12 @@ def summary(metrics: dict[str, Any]) -> str:
     for name, m in rows:
         lines.append(
             f"{name:<{width}}  " + "  ".join(f"{m.get(c, float('nan')):>13.4f}" for c in cols)
+        )
+    for name, d in metrics.get("vs_baselines", {}).items():
+        lines.append(
+            f"AUC over {name}: {d['auc_diff']:+.4f} (95% interval {d['auc_diff_lo']:+.4f} to "
+            f"{d['auc_diff_hi']:+.4f}, {d['clusters']} accounts resampled); PR-AUC "
+            f"{d['pr_auc_diff']:+.4f}"
         )
     t = metrics["test"]
     if "auc_vs_oracle" in t:

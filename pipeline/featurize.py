@@ -151,6 +151,99 @@ def snapshot_schedule(
     return cutoffs
 
 
+# Tried in this order when schedule.every_days / schedule.warmup_days are null: the first
+# pair that leaves schedule.min_train_cutoffs training cutoffs wins (multiples of a week, so
+# that cutoffs stay on Mondays).
+EVERY_DAYS = (28, 14, 7)
+WARMUP_DAYS = (182, 91)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The training cutoffs and the settings that made them (`derived`: chosen from the data)."""
+
+    cutoffs: list[pd.Timestamp]
+    every_days: int
+    warmup_days: int
+    train_cutoffs: int
+    derived: bool
+
+    def describe(self) -> str:
+        how = "derived from the data's span" if self.derived else "from params.yaml"
+        return (
+            f"{len(self.cutoffs)} cutoffs every {self.every_days} days after a "
+            f"{self.warmup_days}-day warm-up, {self.train_cutoffs} of them in the training fold "
+            f"({how})"
+        )
+
+
+def schedule_for(
+    data_start: pd.Timestamp,
+    data_stop: pd.Timestamp,
+    label: LabelSpec,
+    schedule: dict,
+    split: dict,
+) -> Schedule:
+    """The snapshot schedule for data from `data_start` to `data_stop` (exclusive).
+
+    `schedule` and `split` are params.yaml's sections. A null `every_days` or `warmup_days`
+    is chosen from the data: the first of EVERY_DAYS x WARMUP_DAYS whose schedule leaves
+    `split.test_cutoffs` test and `split.valid_cutoffs` validation cutoffs, purge gaps as
+    long as the label window, and at least `schedule.min_train_cutoffs` (6) training cutoffs;
+    else the one with the most training cutoffs. Raises UserError when no schedule leaves a
+    training fold, saying how long the history must be.
+    """
+    from pipeline.split import split_cutoffs
+
+    every, warmup = schedule.get("every_days"), schedule.get("warmup_days")
+    for name, value in (("every_days", every), ("warmup_days", warmup)):
+        if value is not None and (not isinstance(value, int) or value < (name == "every_days")):
+            raise UserError(
+                f"schedule.{name} must be a whole number of days or null; got {value!r}"
+            )
+    min_train = int(schedule.get("min_train_cutoffs") or 6)
+    n_test, n_valid = int(split.get("test_cutoffs", 3)), int(split.get("valid_cutoffs", 3))
+    best, error = None, None
+    for step in (every,) if every else EVERY_DAYS:
+        for warm in (warmup,) if warmup is not None else WARMUP_DAYS:
+            try:
+                cutoffs = snapshot_schedule(
+                    data_start,
+                    data_stop,
+                    label,
+                    step,
+                    warm,
+                    schedule.get("start"),
+                    schedule.get("end"),
+                )
+                folds = split_cutoffs(cutoffs, n_test, n_valid, label.window_days)
+            except UserError as exc:
+                error = error or exc
+                continue
+            found = Schedule(cutoffs, step, warm, len(folds.train), not (every and warmup))
+            if found.train_cutoffs >= min_train:
+                return found
+            if best is None or found.train_cutoffs > best.train_cutoffs:
+                best = found
+    if best is not None:
+        log.warning(
+            "the history leaves only %d training cutoffs (schedule.min_train_cutoffs is %d)",
+            best.train_cutoffs,
+            min_train,
+        )
+        return best
+    step, warm = every or min(EVERY_DAYS), warmup if warmup is not None else min(WARMUP_DAYS)
+    need = warm + 3 * label.window_days + step * (n_test + n_valid - 2)
+    span = (data_stop - data_start.normalize()).days
+    raise UserError(
+        f"the data spans {span} days ({data_start.date()} to {data_stop.date()}): too short "
+        f"for {n_test} test and {n_valid} validation cutoffs and a training fold, with purge "
+        f"gaps of {label.window_days} days (the label window) and a {warm}-day warm-up. It "
+        f"must span at least {need} days with cutoffs every {step} days; or lower "
+        "label.horizon_days, schedule.warmup_days or split.test_cutoffs/valid_cutoffs"
+    ) from error
+
+
 def spine_for(
     tables: dict[str, ir.Table],
     cutoffs: Sequence[pd.Timestamp],

@@ -100,10 +100,18 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     if "oracle" in metrics:
         rows.append(("oracle", LABELS["oracle"], metrics["oracle"]))
     head = "".join(f"<th>{label}</th>" for _, label in TABLE_KEYS)
+    head += "<th>model AUC minus this (95% interval)</th>"
+    versus = metrics.get("vs_baselines", {})
     body = []
     for kind, label, m in rows:
         cls = kind if kind in ("model", "oracle") else ""
         cells = "".join(f"<td>{_num(m.get(k))}</td>" for k, _ in TABLE_KEYS)
+        d = versus.get(kind)
+        cells += (
+            f"<td>{d['auc_diff']:+.4f} ({d['auc_diff_lo']:+.4f} to {d['auc_diff_hi']:+.4f})</td>"
+            if d
+            else "<td></td>"
+        )
         body.append(f'<tr class="{cls}"><td class="l">{html.escape(label)}</td>{cells}</tr>')
     return f'<table><tr><th class="l">test fold</th>{head}</tr>{"".join(body)}</table>'
 

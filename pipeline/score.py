@@ -49,7 +49,7 @@ COLUMNS = [
     "reason_groups",
     "action",
 ]
-DEFAULT_TIERS = {"high": 0.25, "medium": 0.10, "low": 0.0}
+DEFAULT_TIERS = {"high": 0.05, "medium": 0.20, "low": 1.0}  # shares of the active accounts
 DEFAULT_PLAYBOOK = {
     "silence": "call the account now: it has gone quiet",
     "promises": "review its deliveries with operations",
@@ -64,7 +64,7 @@ class Settings:
     """The `score` section of params.yaml."""
 
     tiers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
-    tiers_by: str = "probability"  # or "share": tiers are top shares of the active accounts
+    tiers_by: str = "share"  # top shares of the active accounts; or "probability": lowest p
     reason_tiers: tuple[str, ...] = ("high", "medium")
     min_contribution: float = 0.01
     playbook: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PLAYBOOK))
@@ -79,7 +79,7 @@ class Settings:
         drift = params.get("drift") or {}
         settings = cls(
             tiers=dict(params.get("tiers") or DEFAULT_TIERS),
-            tiers_by=params.get("tiers_by", "probability"),
+            tiers_by=params.get("tiers_by", "share"),
             reason_tiers=tuple(reasons_.get("tiers", ("high", "medium"))),
             min_contribution=float(reasons_.get("min_contribution", 0.01)),
             playbook={**DEFAULT_PLAYBOOK, **(params.get("playbook") or {})},

@@ -43,7 +43,7 @@ def test_the_last_cutoff_matches_the_score_file(env, tmp_path):
     model = load_model(env, "churn-risk", str(env / "data" / "model"), env / "data" / "model")
     table, groups = history(
         load(env / "clean"), model, "a", pd.Timestamp("2023-03-21"),
-        Settings.from_params({"tiers": ALL_HIGH["tiers"]}), None, count=3,
+        Settings.from_params(ALL_HIGH), None, count=3,
     )  # fmt: skip
     last = table.iloc[-1]
     assert last["p_churn"] == pytest.approx(scores.loc["a", "p_churn"])

@@ -341,3 +341,51 @@ def test_unknown_feature_groups_are_a_clear_error():
     assert check_groups(["trust"]) == ["trust"]
     with pytest.raises(UserError, match="unknown group.*'silnce'"):
         check_groups(["silnce", "trust"])
+
+
+def _rhythm_world(world):
+    """Account a orders on days 0, 10, 30 (twice), 60 from 2023-01-01; c once; b never."""
+    start = T("2023-01-01")
+    days = [0, 10, 30, 30, 60]
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(len(days))] + ["c1"],
+            "account_id": ["a"] * len(days) + ["c"],
+            "order_date": [start + pd.Timedelta(days=d) for d in days] + [T("2023-03-20")],
+            "amount": [10.0, 20.0, 10.0, 10.0, 10.0, 5.0],
+        }
+    )
+    accounts = world["accounts"][["account_id", "customer_since"]]
+    return {"accounts": accounts, "orders": orders}
+
+
+@pytest.mark.parametrize("engine", ["join", "window", "sliding"])
+def test_purchase_rhythm_by_hand(tmp_path, world, engine):
+    folder = write_world(_rhythm_world(world), tmp_path / "raw")
+    # 2023-04-01 is day 90: a's order days 0, 10, 30, 60 give gaps 10, 20, 30
+    cutoffs = [T("2023-03-15"), T("2023-04-01")]
+    frame, _ = (
+        training_frame(
+            load(folder), cutoffs, CFG, LabelSpec(mode="inactivity"), spec=EngineSpec(engine)
+        )
+        if engine != "join"
+        else (None, None)
+    )
+    f = (
+        feats(folder, "2023-04-01", spec=EngineSpec(engine))
+        if engine == "join"
+        else frame[frame.cutoff == cutoffs[1]].set_index("account_id")
+    )
+    a = f.loc["a"]
+    assert a.orders_total == 5 and a.order_days_total == 4
+    assert a.days_since_first_order == 90 and a.days_since_last_order == 30
+    assert a.mean_order_gap_days == pytest.approx(20.0)
+    assert a.order_gap_ratio == pytest.approx(30 / 20)
+    assert a.order_gap_cv == pytest.approx(math.sqrt(200 / 3) / 20)
+    c = f.loc["c"]  # one order: frequency 0, no rhythm yet (unknown, not 0)
+    assert c.orders_total == 1 and c.order_days_total == 1
+    assert pd.isna(c.mean_order_gap_days) and pd.isna(c.order_gap_ratio)
+    assert pd.isna(c.order_gap_cv)
+    if engine != "join":  # on 2023-03-15 (day 73) the day-60 order is known, nothing after
+        early = frame[frame.cutoff == cutoffs[0]].set_index("account_id").loc["a"]
+        assert early.order_days_total == 4 and early.order_gap_ratio == pytest.approx(13 / 20)

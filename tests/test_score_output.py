@@ -28,7 +28,7 @@ def params_file(folder: Path, **score_params) -> Path:
     return path
 
 
-ALL_HIGH = {"tiers": {"high": 0.0, "medium": 0.0, "low": 0.0}}
+ALL_HIGH = {"tiers_by": "probability", "tiers": {"high": 0.0, "medium": 0.0, "low": 0.0}}
 
 
 def test_schema_and_statuses_of_a_customer_list(env, tmp_path):
@@ -78,7 +78,7 @@ def test_action_follows_the_leading_reason_group(env, tmp_path):
 def test_playbook_maps_each_group_to_its_action():
     """A model driven by silence asks for a call; one driven by promises, a delivery review."""
     x, y = world(seed=7, nan_share=0.0)
-    settings = Settings.from_params({"tiers": ALL_HIGH["tiers"]})
+    settings = Settings.from_params(ALL_HIGH)
     for driver, group in ((SILENCE, "silence"), (PROMISES, "promises")):
         xx = x.copy()
         for other in FEATURES:
@@ -98,7 +98,9 @@ def test_playbook_maps_each_group_to_its_action():
 
 
 def test_reasons_only_for_the_tiers_acted_on(env, tmp_path):
-    params = params_file(tmp_path, tiers={"high": 0.999, "medium": 0.998, "low": 0.0})
+    params = params_file(
+        tmp_path, tiers_by="probability", tiers={"high": 0.999, "medium": 0.998, "low": 0.0}
+    )
     code, output, out = score(env, "--all-active", "--params", str(params))
     assert code == 0, output
     scores = pd.read_csv(out)
