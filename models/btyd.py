@@ -29,8 +29,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy.linalg import eigh_tridiagonal
 from scipy.optimize import minimize
-from scipy.special import betaln, digamma, expit, gammaln, roots_jacobi
+from scipy.special import betaln, digamma, expit, gammaln
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 # point instead of running off to 0 or infinity.
 _LOG_BOUND = 12.0
 _QUAD_NODES = 48
+# Largest |d mean log-likelihood / d log-parameter| of a fit taken as converged.
+_GRAD_TOL = 1e-5
 
 
 @dataclass(frozen=True)
@@ -109,14 +112,7 @@ def _neg_loglik(
     bx1 = np.where(pos, b + x - 1.0, 1.0)
     u2 = np.where(pos, np.log(a) - np.log(bx1) - (r + x) * log_at, -np.inf)
     m = np.logaddexp(u1, u2)
-    ll = (
-        gammaln(r + x)
-        - gammaln(r)
-        + r * np.log(alpha)
-        + betaln(a, b + x)
-        - betaln(a, b)
-        + m
-    )
+    ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b) + m
     w2 = np.exp(u2 - m)  # the share of the "dropped out after the last purchase" term
     w1 = 1.0 - w2
     psi_ab, psi_abx = digamma(a + b), digamma(a + b + x)
@@ -136,8 +132,9 @@ def _fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> _FitResult:
         scale = float(Ts.max()) if Ts.max() > 0 else 1.0
     # One row per distinct customer summary, weighted by its count (features in whole days
     # repeat a lot); the weights are shares, so the objective is a mean log-likelihood.
-    rows, counts = np.unique(np.column_stack([xs, ts / scale, Ts / scale]), axis=0,
-                             return_counts=True)
+    rows, counts = np.unique(
+        np.column_stack([xs, ts / scale, Ts / scale]), axis=0, return_counts=True
+    )
     w = counts / counts.sum()
     args = (rows[:, 0], rows[:, 1], rows[:, 2], w)
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4
@@ -148,14 +145,22 @@ def _fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> _FitResult:
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
+        options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-6},
     )
     theta = np.clip(res.x, -_LOG_BOUND, _LOG_BOUND)
     r, alpha, a, b = (float(v) for v in np.exp(theta))
     params = BGNBDParams(r=r, alpha=alpha * scale, a=a, b=b)
     finite = bool(np.all(np.isfinite(theta)) and np.isfinite(res.fun))
+    # L-BFGS-B can stop on an "abnormal" line search where the objective is flat to rounding
+    # (a parameter run off towards its bound, e.g. b -> infinity for a common dropout
+    # probability): judge convergence by the projected gradient at the point instead.
+    _, grad = _neg_loglik(theta, *args)
+    at_lower, at_upper = theta <= -_LOG_BOUND + 1e-9, theta >= _LOG_BOUND - 1e-9
+    grad = np.where((at_lower & (grad > 0)) | (at_upper & (grad < 0)), 0.0, grad)
+    stationary = bool(np.all(np.isfinite(grad)) and np.max(np.abs(grad)) < _GRAD_TOL)
     loglik = -float(res.fun) * len(xs) - float(xs.sum()) * np.log(scale)
-    return _FitResult(params, bool(res.success) and finite, loglik, str(res.message))
+    converged = finite and (bool(res.success) or stationary)
+    return _FitResult(params, converged, loglik, str(res.message))
 
 
 def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> BGNBDParams:
@@ -220,15 +225,28 @@ def p_alive(params: BGNBDParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> 
 
 @lru_cache(maxsize=4096)
 def _jacobi_rule(a: float, bx: float, n: int = _QUAD_NODES) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes p in (0, 1) and weights (summing to 1) of an n-point Gauss rule for the
-    Beta(a, bx) density: Gauss-Jacobi with weight (1-u)^(bx-1) (1+u)^(a-1), p = (1+u)/2."""
-    u, wts = roots_jacobi(n, bx - 1.0, a - 1.0)
-    wts = np.asarray(wts, dtype="float64")
-    total = wts.sum()
-    if not (np.isfinite(total) and total > 0):  # Beta(a, bx) so narrow that the weights
-        # under/overflow: all its mass sits at its mean, to within the rule's accuracy
-        return np.array([a / (a + bx)]), np.array([1.0])
-    return (1.0 + u) / 2.0, wts / total
+    """Nodes p in (0, 1) and weights (summing to 1) of the n-point Gauss rule for the
+    Beta(a, bx) density: Gauss-Jacobi with weight (1-u)^(bx-1) (1+u)^(a-1), p = (1+u)/2.
+
+    The Golub-Welsch eigenproblem of the Jacobi recurrence, weights from the eigenvectors'
+    first components: it needs no normalising constant, which overflows in
+    scipy.special.roots_jacobi once bx is in the thousands (many repeat purchases).
+    """
+    al, be = bx - 1.0, a - 1.0  # Jacobi exponents of (1-u) and (1+u)
+    k = np.arange(n, dtype="float64")
+    s = 2.0 * k + al + be
+    diag = np.empty(n)
+    diag[0] = (be - al) / (al + be + 2.0)
+    diag[1:] = (be**2 - al**2) / (s[1:] * (s[1:] + 2.0))
+    m = np.arange(1, n, dtype="float64")
+    s = 2.0 * m + al + be
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off2 = 4.0 * m * (m + al) * (m + be) * (m + al + be) / (s**2 * (s + 1.0) * (s - 1.0))
+    # m = 1 with its factor (1 + al + be) cancelled (it is 0 when a + bx = 1)
+    off2[0] = 4.0 * (1.0 + al) * (1.0 + be) / ((2.0 + al + be) ** 2 * (3.0 + al + be))
+    u, vectors = eigh_tridiagonal(diag, np.sqrt(off2))
+    wts = vectors[0] ** 2
+    return np.clip((1.0 + u) / 2.0, 0.0, 1.0), wts / wts.sum()
 
 
 def _expected_gap(
@@ -303,3 +321,105 @@ def p_no_purchase(
     else:
         stay = 1.0 - _expected_gap(params, xs, Ts, float(horizon), float(lead))
     return np.clip((1.0 - pa) + pa * stay, 0.0, 1.0)
+
+
+ORDER_DAYS = "order_days_total"
+FIRST_ORDER = "days_since_first_order"
+LAST_ORDER = "days_since_last_order"
+MIN_ACCOUNTS = 20
+_DAYS_PER_WEEK = 7.0
+
+
+@dataclass
+class BGNBDBaseline:
+    """The label-free `bg_nbd` baseline: P(churn) = P(no order in the label window
+    [cutoff + lead, cutoff + lead + horizon)) under a BG/NBD model fitted per cutoff.
+
+    `fit` ignores its arguments (the model learns no labels); `predict_proba(frame)` fits one
+    BG/NBD per cutoff on that cutoff's rows of the frame, from their features alone (facts
+    before the cutoff, so nothing about the label window), and scores them with
+    `p_no_purchase`. Time is in weeks (days / 7). From the frame's day features:
+
+    - x = order_days_total - 1 (purchase days after the first),
+    - T = days_since_first_order / 7,
+    - t_x = (days_since_first_order - days_since_last_order) / 7 (0 when x = 0).
+
+    Rows without an order (order_days_total 0 or null, or a null day feature) have no BG/NBD
+    history: they get the mean prediction of the rows with orders at their cutoff. A cutoff
+    with fewer than `min_accounts` rows with orders, or whose fit does not converge, is scored
+    with the parameters fitted on every row with orders of the frame, all cutoffs pooled. A
+    frame without a single order gets 0.5 everywhere (logged).
+    """
+
+    lead_days: int = 0
+    horizon_days: int = 90
+    min_accounts: int = MIN_ACCOUNTS
+
+    def fit(self, frame: pd.DataFrame | None = None, y: ArrayLike | None = None) -> BGNBDBaseline:
+        """Label-free: nothing to learn from the training fold; returns self."""
+        return self
+
+    @staticmethod
+    def _summaries(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(has_orders, x, t_x, T) of each row, times in weeks; x, t_x, T are 0 where
+        has_orders is False."""
+        n_days = pd.to_numeric(frame[ORDER_DAYS], errors="coerce").to_numpy("float64")
+        first = pd.to_numeric(frame[FIRST_ORDER], errors="coerce").to_numpy("float64")
+        last = pd.to_numeric(frame[LAST_ORDER], errors="coerce").to_numpy("float64")
+        ok = (n_days >= 1) & np.isfinite(first) & np.isfinite(last)
+        x = np.where(ok, n_days - 1.0, 0.0)
+        T = np.where(ok, np.maximum(first, 0.0), 0.0) / _DAYS_PER_WEEK
+        t_x = np.where(ok & (x > 0), first - last, 0.0) / _DAYS_PER_WEEK
+        off = (t_x < -1e-9) | (t_x > T + 1e-9)
+        if off.any():
+            log.warning(
+                "bg_nbd: %d rows with days_since_last_order outside [0, days_since_first_order]"
+                " clipped",
+                int(off.sum()),
+            )
+        return ok, x, np.clip(t_x, 0.0, T), T
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(no order in [cutoff + lead_days, cutoff + lead_days + horizon_days)) per row,
+        shape (len(frame),), in [0, 1]; reads `cutoff`, `order_days_total`,
+        `days_since_first_order` and `days_since_last_order`."""
+        n = len(frame)
+        out = np.full(n, np.nan)
+        if n == 0:
+            return out
+        ok, x, t_x, T = self._summaries(frame)
+        horizon = self.horizon_days / _DAYS_PER_WEEK
+        lead = self.lead_days / _DAYS_PER_WEEK
+        if not ok.any():
+            log.warning("bg_nbd: no row with an order in %d rows: 0.5 everywhere", n)
+            return np.full(n, 0.5)
+        pooled: BGNBDParams | None = None
+        self.params_: dict[pd.Timestamp, BGNBDParams] = {}
+        self.pooled_cutoffs_: list[pd.Timestamp] = []
+        cutoffs = pd.to_datetime(frame["cutoff"]).to_numpy()
+        for cutoff in np.unique(cutoffs):
+            at = cutoffs == cutoff
+            rows = np.flatnonzero(at & ok)
+            params = None
+            if len(rows) >= self.min_accounts:
+                fit = _fit(x[rows], t_x[rows], T[rows])
+                if fit.converged:
+                    params = fit.params
+                else:
+                    log.warning("bg_nbd: fit at %s did not converge (%s)", cutoff, fit.message)
+            if params is None:
+                if pooled is None:
+                    pooled = _fit(x[ok], t_x[ok], T[ok]).params
+                    log.info("bg_nbd: pooled fit on %d rows: %s", int(ok.sum()), pooled)
+                params = pooled
+                self.pooled_cutoffs_.append(pd.Timestamp(cutoff))
+                log.info(
+                    "bg_nbd: cutoff %s (%d rows with orders) uses the pooled fit", cutoff, len(rows)
+                )
+            self.params_[pd.Timestamp(cutoff)] = params
+            if len(rows):
+                out[rows] = p_no_purchase(params, x[rows], t_x[rows], T[rows], horizon, lead)
+                out[np.flatnonzero(at & ~ok)] = out[rows].mean()
+        # A cutoff whose rows have no order at all: the mean over the frame's rows with orders.
+        out[np.isnan(out)] = np.nanmean(out[ok])
+        return out
