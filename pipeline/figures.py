@@ -124,7 +124,7 @@ def depth_panel(ax: Axes, curve: pd.DataFrame) -> None:
     right = ax.twinx()
     right.plot(curve["depth"], curve["lift"], c=BASELINE_COLORS[1], lw=1.2, ls="--",
                label="lift (right axis)")  # fmt: skip
-    right.axhline(1, c="grey", lw=0.8, ls=":")
+    right.axhline(1, c="grey", lw=0.8, ls=":", label="lift 1: no better than chance")
     right.set(ylabel="lift over the overall churn rate", ylim=(0, None))
     handles, labels = ax.get_legend_handles_labels()
     more, more_labels = right.get_legend_handles_labels()
