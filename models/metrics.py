@@ -69,34 +69,71 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
 
 @dataclass(frozen=True)
 class Campaign:
-    """A retention campaign: cost to contact one account, value of keeping one, success chance."""
+    """A retention campaign: cost to contact one account, value of keeping one, success chance.
 
-    contact_cost: float
-    account_value: float
-    success_rate: float
+    All three are the user's (params.yaml `campaign`); without them (None) the campaign is
+    unpriced and only the contact-depth curves (recall, precision, lift) are reported.
+    """
+
+    contact_cost: float | None = None
+    account_value: float | None = None
+    success_rate: float | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> Campaign:
-        """From params.yaml `campaign`."""
+        """From params.yaml `campaign` (missing or null keys stay None)."""
         return cls(
-            float(params["contact_cost"]),
-            float(params["account_value"]),
-            float(params["success_rate"]),
+            *(
+                None if params.get(key) is None else float(params[key])
+                for key in ("contact_cost", "account_value", "success_rate")
+            )
         )
 
+    @property
+    def priced(self) -> bool:
+        """True when the money figures can be worked out: cost, value and success chance set."""
+        return None not in (self.contact_cost, self.account_value, self.success_rate)
 
-def campaign_curve(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> pd.DataFrame:
-    """Expected value of contacting the top k accounts by score, for every k (0..n).
 
-    value(k) = churners among the top k * success rate * account value - k * contact cost:
-    each contacted churner is kept with the campaign's success chance, every contact costs.
+def depth_curve(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Contacting the top k accounts by score, for every k (0..n): who is reached, no money.
+
+    `depth` is k / n, `recall` the share of all churners among the top k, `precision` the churn
+    rate among them and `lift` that rate over the overall one (both undefined, NaN, at k = 0).
     """
     ranked = _ranked(y, p)
     k = np.arange(len(ranked) + 1)
     churners = np.concatenate([[0.0], np.cumsum(ranked)])
-    value = churners * campaign.success_rate * campaign.account_value - k * campaign.contact_cost
-    depth = k / max(len(ranked), 1)
-    return pd.DataFrame({"contacted": k, "depth": depth, "churners": churners, "value": value})
+    total, n = churners[-1], max(len(ranked), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(k > 0, churners / np.maximum(k, 1), np.nan)
+        recall = churners / total if total > 0 else np.full(len(k), np.nan)
+        lift = precision / (total / n) if total > 0 else np.full(len(k), np.nan)
+    return pd.DataFrame(
+        {
+            "contacted": k,
+            "depth": k / n,
+            "churners": churners,
+            "recall": recall,
+            "precision": precision,
+            "lift": lift,
+        }
+    )
+
+
+def campaign_curve(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> pd.DataFrame:
+    """The depth curve, and when the campaign is priced the expected value of each depth.
+
+    value(k) = churners among the top k * success rate * account value - k * contact cost:
+    each contacted churner is kept with the campaign's success chance, every contact costs.
+    """
+    curve = depth_curve(y, p)
+    if campaign.priced:
+        curve["value"] = (
+            curve["churners"] * campaign.success_rate * campaign.account_value
+            - curve["contacted"] * campaign.contact_cost
+        )
+    return curve
 
 
 def campaign_metrics(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> dict[str, float]:
@@ -104,8 +141,11 @@ def campaign_metrics(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> dict[s
 
     `campaign_value` is the expected value at the best depth on these labels (what the ranking
     is worth); `campaign_value_policy` is the value when contacting every account whose
-    expected saving p * success * value exceeds the contact cost (no hindsight).
+    expected saving p * success * value exceeds the contact cost (no hindsight). An unpriced
+    campaign has no such figures: {}.
     """
+    if not campaign.priced:
+        return {}
     curve = campaign_curve(y, p, campaign)
     best = int(curve["value"].to_numpy().argmax())  # first maximum: the shallowest best depth
     worth = np.asarray(p, dtype=float) * campaign.success_rate * campaign.account_value
@@ -121,7 +161,8 @@ def campaign_metrics(y: np.ndarray, p: np.ndarray, campaign: Campaign) -> dict[s
 def binary_metrics(
     y: np.ndarray, p: np.ndarray, campaign: Campaign | None = None
 ) -> dict[str, float]:
-    """AUC, PR-AUC, Brier, log loss, ECE, lift and recall at the top, campaign value, counts."""
+    """AUC, PR-AUC, Brier, log loss, ECE, lift and recall at the top, counts; and the campaign
+    value when `campaign` is priced (no money keys at all when it is not)."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
     both = len(np.unique(y)) == 2
@@ -135,6 +176,8 @@ def binary_metrics(
     for share in TOP_SHARES:
         out[f"lift_at_{round(share * 100)}pct"] = lift_at(y, p, share)
     out["recall_at_10pct"] = recall_at(y, p, 0.10)
+    out["recall_at_5pct"] = recall_at(y, p, 0.05)
+    out["recall_at_20pct"] = recall_at(y, p, 0.20)
     if campaign is not None:
         out |= campaign_metrics(y, p, campaign)
     out["n"] = int(len(y))

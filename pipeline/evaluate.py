@@ -47,7 +47,8 @@ BASELINE_KEYS = (
     "lift_at_20pct",
     "recall_at_10pct",
 )
-ORACLE_KEYS = (*BASELINE_KEYS, "campaign_value")
+ORACLE_KEYS = (*BASELINE_KEYS, "campaign_value")  # campaign_value only when it is priced
+DEPTHS = (5, 10, 20)  # contact depths (%) quoted on the console without a priced campaign
 LABELS = {
     "model": "model (calibrated LightGBM)",
     "oracle": "oracle: the simulator's true probability",
@@ -99,18 +100,34 @@ def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Seri
 
 
 def campaign_from(params: dict[str, Any]) -> Campaign:
-    """The retention campaign of params.yaml, with a clear message when it is malformed."""
-    try:
-        campaign = Campaign.from_params(params["campaign"])
-    except (KeyError, TypeError, ValueError) as exc:
+    """The retention campaign of params.yaml, with a clear message when it is malformed.
+
+    contact_cost, account_value and success_rate are all given (money figures) or all null
+    (contact-depth curves only); a campaign set in part names the keys it lacks.
+    """
+    section = params.get("campaign") or {}
+    if not isinstance(section, dict):
+        raise UserError("params.yaml `campaign` must map contact_cost, account_value, success_rate")
+    keys = ("contact_cost", "account_value", "success_rate")
+    for key in keys:
+        value = section.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise UserError(f"campaign.{key} must be a number or null; got {value!r}")
+        if value < 0:
+            raise UserError(f"campaign.{key} must be >= 0; got {value!r}")
+        if key == "success_rate" and value > 1:
+            raise UserError(f"campaign.success_rate is a chance: between 0 and 1; got {value!r}")
+    unset = [f"campaign.{k}" for k in keys if section.get(k) is None]
+    if unset and len(unset) < len(keys):
+        given = [f"campaign.{k}" for k in keys if section.get(k) is not None]
         raise UserError(
-            "params.yaml `campaign` needs numbers contact_cost, account_value and success_rate"
-        ) from exc
-    if campaign.contact_cost < 0 or campaign.account_value < 0:
-        raise UserError("campaign.contact_cost and campaign.account_value must be >= 0")
-    if not 0 <= campaign.success_rate <= 1:
-        raise UserError("campaign.success_rate is a chance: between 0 and 1")
-    return campaign
+            f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set but "
+            f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'}: a campaign's value "
+            "needs all three; set them all, or none for the contact-depth curves alone"
+        )
+    return Campaign.from_params(section)
 
 
 def load_churn_model(model_dir: Path):
@@ -151,7 +168,9 @@ def write_plots(
     write_table(pr["model"], plots / "pr.csv")
     write_table(calib, plots / "calibration.csv")
     write_table(gains["model"], plots / "gains.csv")
-    write_table(thin[["depth", "value"]].round(5), plots / "campaign.csv")
+    depth_cols = ["depth", "recall", "precision", "lift"]
+    money = ["value"] if campaign.priced else []
+    write_table(thin[depth_cols + money].round(5), plots / "campaign.csv")
 
     t = metrics["test"]
     labels = {**LABELS}
@@ -166,7 +185,7 @@ def write_plots(
         "calibration.png": lambda ax: figures.calibration_panel(ax, calib, calib_raw, t["ece"]),
         "gains.png": lambda ax: figures.gains_panel(ax, gains, labels),
         "campaign.png": lambda ax: figures.campaign_panel(
-            ax, thin, t["campaign_depth"], t["campaign_depth_policy"]
+            ax, thin, t.get("campaign_depth"), t.get("campaign_depth_policy")
         ),
     }
     for name, draw in draws.items():
@@ -302,7 +321,7 @@ def run(
     if p_oracle is not None:
         p_oracle = p_oracle.to_numpy()
         oracle = binary_metrics(y_test, p_oracle, campaign)
-        metrics["oracle"] = {k: oracle[k] for k in ORACLE_KEYS}
+        metrics["oracle"] = {k: oracle[k] for k in ORACLE_KEYS if k in oracle}
         metrics["test"]["auc_vs_oracle"] = metrics["test"]["auc"] / oracle["auc"]
         metrics["test"]["pr_auc_vs_oracle"] = metrics["test"]["pr_auc"] / oracle["pr_auc"]
     behind = [
@@ -407,9 +426,20 @@ def summary(metrics: dict[str, Any]) -> str:
     t = metrics["test"]
     if "auc_vs_oracle" in t:
         lines.append(f"AUC {t['auc_vs_oracle']:.1%} of the oracle's")
-    lines.append(
-        f"campaign: best depth {t['campaign_depth']:.1%} worth {t['campaign_value']:,.0f}; "
-        f"contacting where p x success x value > cost: {t['campaign_depth_policy']:.1%} worth "
-        f"{t['campaign_value_policy']:,.0f}"
-    )
+    if "campaign_value" in t:
+        lines.append(
+            f"campaign: best depth {t['campaign_depth']:.1%} worth {t['campaign_value']:,.0f}; "
+            f"contacting where p x success x value > cost: {t['campaign_depth_policy']:.1%} "
+            f"worth {t['campaign_value_policy']:,.0f}"
+        )
+    elif all(f"recall_at_{d}pct" in t for d in DEPTHS):
+        # precision among the top share = its lift x the overall churn rate (same rows)
+        lines.append(
+            "contact depth (most at risk first): "
+            + "; ".join(
+                f"{d}% reaches {t[f'recall_at_{d}pct']:.1%} of churners (precision "
+                f"{t[f'lift_at_{d}pct'] * t['churn_rate']:.1%}, lift {t[f'lift_at_{d}pct']:.2f})"
+                for d in DEPTHS
+            )
+        )
     return "\n".join(lines)

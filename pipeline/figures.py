@@ -97,8 +97,14 @@ def gains_panel(ax: Axes, curves: dict, labels: Mapping[str, str]) -> None:
     ax.legend(loc="lower right", fontsize=7)
 
 
-def campaign_panel(ax: Axes, curve: pd.DataFrame, best: float, policy: float) -> None:
-    """Expected campaign value against contact depth, with the best and the policy depth."""
+def campaign_panel(
+    ax: Axes, curve: pd.DataFrame, best: float | None = None, policy: float | None = None
+) -> None:
+    """Expected campaign value against contact depth, with the best and the policy depth; or,
+    for an unpriced campaign (no `value` column), churners reached, precision and lift."""
+    if "value" not in curve.columns or best is None or policy is None:
+        depth_panel(ax, curve)
+        return
     ax.plot(curve["depth"], curve["value"], c=MODEL_COLOR, lw=2)
     ax.axhline(0, c="grey", lw=0.8)
     ax.axvline(best, c="green", ls="--", lw=1, label=f"best depth {best:.1%}")
@@ -106,6 +112,23 @@ def campaign_panel(ax: Axes, curve: pd.DataFrame, best: float, policy: float) ->
     ax.set(xlabel="share of accounts contacted (highest risk first)",
            ylabel="expected value", title="Retention campaign value")  # fmt: skip
     ax.legend(loc="upper right", fontsize=7)
+
+
+def depth_panel(ax: Axes, curve: pd.DataFrame) -> None:
+    """Share of churners reached and precision (left axis), lift (right) by contact depth."""
+    ax.plot(curve["depth"], curve["recall"], c=MODEL_COLOR, lw=2, label="churners reached (recall)")
+    ax.plot(curve["depth"], curve["precision"], c=BASELINE_COLORS[0], lw=1.5,
+            label="precision (churn rate of those contacted)")  # fmt: skip
+    ax.set(xlabel="share of accounts contacted (highest risk first)", xlim=(0, 1), ylim=(0, 1),
+           ylabel="share", title="Contact depth: who a campaign reaches")  # fmt: skip
+    right = ax.twinx()
+    right.plot(curve["depth"], curve["lift"], c=BASELINE_COLORS[1], lw=1.2, ls="--",
+               label="lift (right axis)")  # fmt: skip
+    right.axhline(1, c="grey", lw=0.8, ls=":", label="lift 1: no better than chance")
+    right.set(ylabel="lift over the overall churn rate", ylim=(0, None))
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = right.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, loc="center right", fontsize=7)
 
 
 def risk_panel(ax: Axes, p: np.ndarray, y: np.ndarray) -> None:

@@ -27,7 +27,13 @@ from models.reasons import contributions, feature_groups, group_contributions, r
 from models.tracking import configure  # noqa: E402
 from pipeline import figures  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
-from pipeline.evaluate import LABELS, PROMOTION_NAME, load_churn_model, model_label  # noqa: E402
+from pipeline.evaluate import (  # noqa: E402
+    DEPTHS,
+    LABELS,
+    PROMOTION_NAME,
+    load_churn_model,
+    model_label,
+)
 from pipeline.featurize import LABEL  # noqa: E402
 from pipeline.io import atomic_file  # noqa: E402
 from pipeline.train import folds_for, read_frame  # noqa: E402
@@ -53,6 +59,7 @@ PLOTS = (
     ("gains.png", "Cumulative gains"),
     ("campaign.png", "Expected value of a retention campaign by contact depth"),
 )
+DEPTH_CAPTION = "Contact depth: churners reached, precision and lift, most at risk first"
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;
 max-width:1200px;color:#222;line-height:1.4}
@@ -195,6 +202,35 @@ def accounts_table(top: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def campaign_html(t: dict[str, Any], camp: dict[str, Any]) -> str:
+    """The campaign's value when it is priced; else whom each contact depth reaches."""
+    if "campaign_value" in t:
+        return (
+            f"<p>Contacting an account costs {camp.get('contact_cost')}, keeping one is worth "
+            f"{camp.get('account_value')}, a contact keeps a would-be churner with chance "
+            f"{camp.get('success_rate')}. Best contact depth on the test fold: "
+            f"<b>{t['campaign_depth']:.1%}</b> of accounts, expected value "
+            f"<b>{t['campaign_value']:,.0f}</b>. Contacting every account whose calibrated "
+            f"p &times; success &times; value exceeds the cost reaches "
+            f"{t['campaign_depth_policy']:.1%} for {t['campaign_value_policy']:,.0f}.</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{d}%</td><td>{_num(t.get(f'recall_at_{d}pct'), 3)}</td>"
+        f"<td>{_num(t.get(f'lift_at_{d}pct', np.nan) * t.get('churn_rate', np.nan), 3)}</td>"
+        f"<td>{_num(t.get(f'lift_at_{d}pct'), 2)}</td></tr>"
+        for d in DEPTHS
+    )
+    return (
+        "<p>Contacting the accounts most at risk first, on the test fold: the share of all "
+        "churners reached, the churn rate among those contacted (precision) and its lift over "
+        "the overall rate. No campaign value: set <code>campaign.contact_cost</code>, "
+        "<code>campaign.account_value</code> and <code>campaign.success_rate</code> in "
+        "params.yaml to price one.</p>"
+        "<table><tr><th>contacted</th><th>churners reached</th><th>precision</th>"
+        f"<th>lift</th></tr>{rows}</table>"
+    )
+
+
 def _names(data_dir: Path | None) -> pd.DataFrame | None:
     path = Path(data_dir) / "accounts.parquet" if data_dir else None
     if path is None or not path.is_file():
@@ -249,6 +285,8 @@ def build(
     plots = Path(reports_dir) / "plots"
     figs = []
     for name, caption in PLOTS:
+        if name == "campaign.png" and "campaign_value" not in t:
+            caption = DEPTH_CAPTION
         data = _file_png(plots / name)
         if data:
             figs.append(f"<figure>{_img(data, caption)}<figcaption>{caption}</figcaption></figure>")
@@ -263,7 +301,6 @@ def build(
         else '<p class="note">The model does <b>not</b> beat every baseline on AUC and PR-AUC.</p>'
     )
     cal = metrics.get("uncalibrated", {})
-    camp = params.get("campaign", {})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<title>aftersale: churn model report</title>",
@@ -284,13 +321,7 @@ def build(
         beats,
         _promotion_html(reports_dir),
         "<h2>Retention campaign</h2>",
-        f"<p>Contacting an account costs {camp.get('contact_cost')}, keeping one is worth "
-        f"{camp.get('account_value')}, a contact keeps a would-be churner with chance "
-        f"{camp.get('success_rate')}. Best contact depth on the test fold: "
-        f"<b>{t['campaign_depth']:.1%}</b> of accounts, expected value "
-        f"<b>{t['campaign_value']:,.0f}</b>. Contacting every account whose calibrated "
-        f"p &times; success &times; value exceeds the cost reaches "
-        f"{t['campaign_depth_policy']:.1%} for {t['campaign_value_policy']:,.0f}.</p>",
+        campaign_html(t, params.get("campaign") or {}),
         "<h2>Plots</h2>",
         f'<div class="grid">{"".join(figs)}</div>',
         "<h2>Feature-group importance</h2>",

@@ -122,6 +122,7 @@ class Validated:
     end_date: str | None = None
     kept: dict[str, int] = field(default_factory=dict)  # rows in each clean table
     mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # vocabulary -> 'other'
+    facts: dict[str, Any] = field(default_factory=dict)  # counts behind the data notes
     sources: dict[str, _Source] = field(default_factory=dict, repr=False)
 
     @property
@@ -166,6 +167,7 @@ class Validated:
             "data_start": self.data_start,
             "data_end": self.data_end,
             "notes": self.notes,
+            "facts": self.facts,
             "problems": [p.__dict__ for p in self.problems],
             "dropped": self.dropped,
             "mapped_to_other": self.mapped,
@@ -786,6 +788,11 @@ def _locate(
                 True,
             )
         )
+    elif path is None and spec.name == "churn":
+        notes.append(
+            "churn: no table; churn is labelled by inactivity (label.mode auto): an account "
+            "churns at a cutoff when it places no order in the label window"
+        )
     elif path is None:
         notes.append(f"{spec.name}: no table; features that need it are left out")
     return path
@@ -928,6 +935,92 @@ def _clean_views(result: Validated) -> None:
         "SELECT CAST(CAST(min(lo) AS DATE) AS VARCHAR), CAST(CAST(max(hi) AS DATE) AS VARCHAR) "
         f"FROM ({' UNION ALL '.join(parts)})"
     ).fetchone()
+    _data_notes(result)
+
+
+# Days from data_start to data_end the default schedule needs (params.yaml as shipped): a
+# 182-day warm-up to the first training cutoff; validation and test cutoffs (3 each, 28 days
+# apart), each fold after a purge gap as long as the 90-day label window (4 steps of 28 days);
+# the last cutoff's label window. One training cutoff then fits: anything shorter has none.
+DEFAULT_SCHEDULE_DAYS = 182 + 2 * (3 - 1) * 28 + 2 * 4 * 28 + 90 - 1
+
+
+def _share(n: int, total: int) -> str:
+    """`n of total (share)`, the share with two decimals below 1%."""
+    if not total:
+        return f"{n:,}"
+    return f"{n:,} of {total:,} ({n / total:.{1 if n >= total / 100 else 2}%})"
+
+
+def _data_notes(result: Validated) -> None:
+    """Facts of valid data that shape the model (zero amounts, one-order and order-less
+    accounts, the history's length), as notes and, with their counts, in `result.facts`."""
+    con, notes, facts = result.con, result.notes, result.facts
+    orders = _kept(result, "orders", with_row=True)
+    accounts = _kept(result, "accounts", with_row=True)
+    n_orders, zero = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE amount = 0) FROM clean_orders"
+    ).fetchone()
+    zero_ids = [
+        r[0]
+        for r in con.execute(
+            f"SELECT order_id FROM ({orders}) WHERE amount = 0 ORDER BY {ROW} LIMIT {MAX_EXAMPLES}"
+        ).fetchall()
+    ]
+    n_accounts, one, none = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE o.n = 1), count(*) FILTER (WHERE o.n IS NULL) "
+        "FROM clean_accounts a LEFT JOIN (SELECT account_id, count(*) AS n FROM clean_orders "
+        "GROUP BY 1) o USING (account_id)"
+    ).fetchone()
+    none_ids = [
+        r[0]
+        for r in con.execute(
+            f"SELECT a.account_id FROM ({accounts}) a WHERE NOT EXISTS (SELECT 1 FROM "
+            f"clean_orders o WHERE o.account_id = a.account_id) ORDER BY a.{ROW} "
+            f"LIMIT {MAX_EXAMPLES}"
+        ).fetchall()
+    ]
+    days = (dt.date.fromisoformat(result.data_end) - dt.date.fromisoformat(result.data_start)).days
+    facts.update(
+        orders=n_orders,
+        zero_amount_orders=zero,
+        zero_amount_examples=zero_ids,
+        accounts=n_accounts,
+        one_order_accounts=one,
+        no_order_accounts=none,
+        no_order_examples=none_ids,
+        history_days=days,
+        history_weeks=round(days / 7, 1),
+        absent_tables=[t for t in TABLES if t not in result.kept],
+    )
+    if zero:
+        notes.append(
+            f"orders: {_share(zero, n_orders)} orders have amount 0 (e.g. "
+            f"{', '.join(zero_ids)}); they count as orders (recency, frequency, the inactivity "
+            "label) but add nothing to order values"
+        )
+    if one:
+        notes.append(
+            f"accounts: {_share(one, n_accounts)} accounts have exactly one order (one-time "
+            "buyers: no gap between orders to learn from)"
+        )
+    if none:
+        notes.append(
+            f"accounts: {_share(none, n_accounts)} accounts have no order at all (e.g. "
+            f"{', '.join(none_ids)})"
+        )
+    need = DEFAULT_SCHEDULE_DAYS
+    short = (
+        f"; shorter than the ~{need / 7:.0f} weeks the default schedule needs (a 26-week "
+        "warm-up, training, validation and test cutoffs with purge gaps, a 13-week label "
+        "window): set schedule, label and split for this history"
+        if days < need
+        else ""
+    )
+    notes.append(
+        f"history: {days / 7:.1f} weeks ({days} days, {result.data_start} to "
+        f"{result.data_end}){short}"
+    )
 
 
 def _kept(result: Validated, name: str, with_row: bool) -> str:
@@ -973,6 +1066,7 @@ def _open_clean(data_dir: Path) -> Validated | None:
         report.get("data_start"),
         report.get("data_end"),
         kept=kept,
+        facts=dict(report.get("facts") or {}),
     )
 
 

@@ -109,3 +109,40 @@ def test_binary_metrics_carry_every_key():
     assert m["ece"] < 0.03  # labels drawn from p: calibrated by construction
     shifted = binary_metrics(y, np.clip(p + 0.1, 0, 1))
     assert shifted["ece"] == pytest.approx(m["ece"] + 0.1, abs=0.03)
+
+
+MONEY_KEYS = {"campaign_value", "campaign_depth", "campaign_value_policy", "campaign_depth_policy"}
+
+
+def test_unpriced_campaign_has_no_money_keys_and_a_depth_curve():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    unpriced = Campaign()
+    assert not unpriced.priced
+    m = binary_metrics(y, p, unpriced)
+    assert MONEY_KEYS.isdisjoint(m) and not any("value" in k or "cost" in k for k in m)
+    assert m["recall_at_10pct"] == pytest.approx(0.5)  # the top 1 of 4 is a churner
+    assert campaign_metrics(y, p, unpriced) == {}
+    curve = campaign_curve(y, p, unpriced)
+    assert list(curve.columns) == ["contacted", "depth", "churners", "recall", "precision", "lift"]
+    assert curve["depth"].tolist() == [0, 0.25, 0.5, 0.75, 1.0]
+    assert curve["recall"].tolist() == [0, 0.5, 0.5, 1.0, 1.0]
+    assert np.isnan(curve["precision"].iloc[0]) and np.isnan(curve["lift"].iloc[0])
+    assert curve["precision"].iloc[1:].tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5])
+    assert curve["lift"].iloc[1:].tolist() == pytest.approx([2.0, 1.0, 4 / 3, 1.0])  # rate 0.5
+
+
+def test_priced_campaign_keeps_its_figures_beside_the_depth_curve():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    c = Campaign(contact_cost=10, account_value=100, success_rate=0.5)
+    assert c.priced
+    m = binary_metrics(y, p, c)
+    assert set(m) >= MONEY_KEYS
+    assert m["campaign_value"] == pytest.approx(70) and m["campaign_value_policy"] == 70
+    curve = campaign_curve(y, p, c)
+    assert curve["value"].tolist() == [0, 40, 30, 70, 60]
+    assert curve["recall"].tolist() == [0, 0.5, 0.5, 1.0, 1.0]
+    # the same figures whatever the unpriced metrics are
+    plain = binary_metrics(y, p)
+    assert {k: v for k, v in m.items() if k not in MONEY_KEYS} == plain

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -144,3 +145,83 @@ def test_a_wrong_vocabulary_mapping_is_a_clear_error(world_dir, vocabulary, mess
 
     with pytest.raises(UserError, match=message):
         check(world_dir, vocabulary=vocabulary)
+
+
+CDNOW = Path(__file__).resolve().parent / "data" / "cdnow"
+
+
+def test_cdnow_notes_count_what_shapes_the_model(tmp_path):
+    """Zero amounts, one-time buyers, the history's length and the absent tables, counted."""
+    result = check(CDNOW)
+    assert result.ok and not result.problems
+    orders = pd.read_parquet(CDNOW / "orders.parquet")
+    accounts = pd.read_csv(CDNOW / "accounts.csv", dtype=str)
+    per_account = orders.groupby("account_id").size()
+    one = int((per_account == 1).sum())
+    none = int((~accounts["account_id"].isin(orders["account_id"])).sum())
+    facts = result.facts
+    assert facts["zero_amount_orders"] == 80 == int((orders["amount"] == 0).sum())
+    assert (
+        facts["zero_amount_examples"]
+        == orders.loc[orders["amount"] == 0, "order_id"].head(5).tolist()
+    )
+    assert facts["one_order_accounts"] == one and 10_000 < one < len(accounts)
+    assert facts["no_order_accounts"] == none == 0
+    assert facts["orders"] == len(orders) and facts["accounts"] == len(accounts)
+    days = (orders["order_date"].max().normalize() - orders["order_date"].min()).days
+    assert facts["history_days"] == days == 545
+    assert facts["absent_tables"] == ["interactions", "links", "churn"]
+    notes = "\n".join(result.notes)
+    assert "orders: 80 of 69,659 (0.11%) orders have amount 0 (e.g. O001549, " in notes
+    assert f"accounts: {one:,} of 23,570 ({one / 23570:.1%}) accounts have exactly one order" in (
+        notes
+    )
+    assert "no order at all" not in notes
+    assert "history: 77.9 weeks (545 days, 1997-01-01 to 1998-06-30); shorter than" in notes
+    assert "churn: no table; churn is labelled by inactivity" in notes
+    write_clean(result, tmp_path / "clean")
+    report = json.loads((tmp_path / "clean" / "validation.json").read_text())
+    assert report["facts"]["zero_amount_orders"] == 80 and report["notes"] == result.notes
+
+
+def test_tiny_world_notes(world_dir):
+    result = check(world_dir)
+    facts = result.facts
+    assert facts["orders"] == 5 and facts["zero_amount_orders"] == 0
+    assert facts["zero_amount_examples"] == [] and facts["no_order_examples"] == []
+    assert (facts["accounts"], facts["one_order_accounts"], facts["no_order_accounts"]) == (3, 1, 0)
+    assert facts["history_days"] == 135 and facts["absent_tables"] == []
+    notes = "\n".join(result.notes)
+    assert "accounts: 1 of 3 (33.3%) accounts have exactly one order" in notes
+    assert "amount 0" not in notes and "no order at all" not in notes
+    assert result.notes[-1].startswith("history: 19.3 weeks (135 days, 2022-11-05 to 2023-03-20)")
+
+
+def test_notes_count_the_rows_kept(tmp_path, world):
+    """Zero amounts and order-less accounts; under drop, only the rows that are kept count."""
+    world["orders"].loc[[2, 4], "amount"] = 0.0  # o3 (b) and o5 (c)
+    world["orders"].loc[3, "amount"] = -70.0  # o4 (b): a problem, not a note
+    world["accounts"] = pd.concat(
+        [world["accounts"], pd.DataFrame({"account_id": ["d", "e"], "name": ["D", "E"]})]
+    )
+    folder = write_world(world, tmp_path / "raw")
+    assert [p.check for p in check(folder).problems] == ["negative values"]
+    result = check(folder, policy="drop")
+    assert result.ok and result.kept["orders"] == 4
+    facts = result.facts
+    assert facts["zero_amount_orders"] == 2 and facts["zero_amount_examples"] == ["o3", "o5"]
+    assert facts["one_order_accounts"] == 2  # b (o4 dropped) and c
+    assert facts["no_order_accounts"] == 2 and facts["no_order_examples"] == ["d", "e"]
+    notes = "\n".join(result.notes)
+    assert "orders: 2 of 4 (50.0%) orders have amount 0 (e.g. o3, o5)" in notes
+    assert "accounts: 2 of 5 (40.0%) accounts have exactly one order" in notes
+    assert "accounts: 2 of 5 (40.0%) accounts have no order at all (e.g. d, e)" in notes
+
+
+def test_cli_prints_the_data_notes(tmp_path, world_dir):
+    proc = churn_cli(
+        "validate", "--data", str(world_dir), "--out", str(tmp_path / "c"), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "note: accounts: 1 of 3 (33.3%) accounts have exactly one order" in proc.stdout
+    assert "note: history: 19.3 weeks" in proc.stdout
