@@ -938,13 +938,6 @@ def _clean_views(result: Validated) -> None:
     _data_notes(result)
 
 
-# Days from data_start to data_end the default schedule needs (params.yaml as shipped): a
-# 182-day warm-up to the first training cutoff; validation and test cutoffs (3 each, 28 days
-# apart), each fold after a purge gap as long as the 90-day label window (4 steps of 28 days);
-# the last cutoff's label window. One training cutoff then fits: anything shorter has none.
-DEFAULT_SCHEDULE_DAYS = 182 + 2 * (3 - 1) * 28 + 2 * 4 * 28 + 90 - 1
-
-
 def _share(n: int, total: int) -> str:
     """`n of total (share)`, the share with two decimals below 1%."""
     if not total:
@@ -1009,17 +1002,9 @@ def _data_notes(result: Validated) -> None:
             f"accounts: {_share(none, n_accounts)} accounts have no order at all (e.g. "
             f"{', '.join(none_ids)})"
         )
-    need = DEFAULT_SCHEDULE_DAYS
-    short = (
-        f"; shorter than the ~{need / 7:.0f} weeks the default schedule needs (a 26-week "
-        "warm-up, training, validation and test cutoffs with purge gaps, a 13-week label "
-        "window): set schedule, label and split for this history"
-        if days < need
-        else ""
-    )
     notes.append(
         f"history: {days / 7:.1f} weeks ({days} days, {result.data_start} to "
-        f"{result.data_end}){short}"
+        f"{result.data_end}); the training schedule is chosen from it (churn featurize)"
     )
 
 

@@ -177,7 +177,7 @@ def test_cdnow_notes_count_what_shapes_the_model(tmp_path):
         notes
     )
     assert "no order at all" not in notes
-    assert "history: 77.9 weeks (545 days, 1997-01-01 to 1998-06-30); shorter than" in notes
+    assert "history: 77.9 weeks (545 days, 1997-01-01 to 1998-06-30); the training" in notes
     assert "churn: no table; churn is labelled by inactivity" in notes
     write_clean(result, tmp_path / "clean")
     report = json.loads((tmp_path / "clean" / "validation.json").read_text())
