@@ -89,6 +89,9 @@ def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Seri
     truth["account_id"] = truth["account_id"].astype(str)
     rows = test[[*KEYS, LABEL]].merge(truth[[*KEYS, "p_churn"]], on=KEYS, how="left")
     covered = rows["p_churn"].notna().mean()
+    if covered == 0.0:  # the truth of another data set (data.raw is not the simulator's)
+        log.debug("the truth file %s covers none of the test rows: not this data's", truth_path)
+        return None
     if covered < 1.0:
         log.warning(
             "the truth file covers %.1f%% of the test rows (cutoffs off the simulator's "
