@@ -36,6 +36,7 @@ from pipeline.contract import (
 )
 from pipeline.errors import DataError, UserError
 from pipeline.io import atomic_dir, write_json, write_table
+from pipeline.lineage import recorded_source, source_of
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Validated:
     end_date: str | None = None
     kept: dict[str, int] = field(default_factory=dict)  # rows in each clean table
     mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # vocabulary -> 'other'
+    source: str | None = None  # the input folder, as pipeline.lineage.source_of records it
     sources: dict[str, _Source] = field(default_factory=dict, repr=False)
 
     @property
@@ -159,6 +161,7 @@ class Validated:
                 tables[name]["clean_rows"] = self.kept[name]
         return {
             "data_dir": str(self.data_dir),
+            "source": self.source,
             "ok": self.ok,
             "policy": self.policy,
             "end_date": self.end_date,
@@ -857,6 +860,7 @@ def check(
         notes,
         policy=policy,
         end_date=None if end is None else end.isoformat(),
+        source=source_of(data_dir),
     )
     sources = result.sources
     for spec in TABLES.values():
@@ -973,6 +977,7 @@ def _open_clean(data_dir: Path) -> Validated | None:
         report.get("data_start"),
         report.get("data_end"),
         kept=kept,
+        source=report.get("source") or recorded_source(report.get("data_dir")),
     )
 
 
