@@ -170,6 +170,7 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
 
     from pipeline.contract import EVENT_TIME, SQL_TYPES, TABLES
     from pipeline.io import atomic_dir, write_json
+    from pipeline.lineage import source_of
     from pipeline.validate import REPORT_NAME
 
     spec = _engine(s["params"])
@@ -209,7 +210,8 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
             f"FROM ({' UNION ALL '.join(spans)})"
         ).fetchone()
         report = {
-            "data_dir": str(raw), "ok": True, "policy": "fail", "end_date": None,
+            "data_dir": str(raw), "source": source_of(raw), "ok": True, "policy": "fail",
+            "end_date": None,
             "tables": tables, "data_start": start, "data_end": end, "notes": [],
             "problems": [], "dropped": {}, "mapped_to_other": {},
         }  # fmt: skip

@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from models.lineage import lineage_alias
 from models.tracking import CHAMPION
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Decision:
     challenger_score: float
     champion_version: str | None = None
     champion_score: float | None = None
+    lineage: str | None = None  # the data both were trained on (None: the registry's champion)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,9 +42,10 @@ class Decision:
             else f"champion v{self.champion_version or '-'}"
         )
         verb = "promoted to champion" if self.promote else "not promoted"
+        data = f", data '{self.lineage}'" if self.lineage else ""
         return (
             f"challenger v{self.challenger_version} {self.metric} {self.challenger_score:.4f} vs "
-            f"{champ} (margin {self.margin:g}): {verb}; {self.reason}"
+            f"{champ} (margin {self.margin:g}{data}): {verb}; {self.reason}"
         )
 
 
@@ -60,10 +63,15 @@ def decide(
     return False, f"it beats the champion by {gain:.4f} < {margin:g}"
 
 
-def champion_version(client: MlflowClient, name: str) -> str | None:
-    """The version that holds the champion alias, or None."""
+def champion_alias(lineage: str | None) -> str:
+    """The champion alias of a lineage (models/lineage.py); the plain one without a lineage."""
+    return CHAMPION if lineage is None else lineage_alias(CHAMPION, lineage)
+
+
+def champion_version(client: MlflowClient, name: str, lineage: str | None = None) -> str | None:
+    """The version that holds the champion alias (of `lineage`, when given), or None."""
     try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+        return str(client.get_model_version_by_alias(name, champion_alias(lineage)).version)
     except MlflowException:
         return None
 
@@ -77,22 +85,29 @@ def compare_and_promote(
     challenger_score: float,
     score_champion: Callable[[str], float],
     higher_is_better: bool = True,
+    lineage: str | None = None,
 ) -> Decision:
     """Compare the challenger `version` with the registry's champion and move the alias.
 
+    With a `lineage` (the key of the data the challenger was trained on) the champion is that
+    lineage's (`champion-<slug>`): models of other data are neither compared nor replaced; a
+    promotion also moves the plain `champion` alias (the newest champion of any lineage).
     `score_champion(uri)` loads the champion from a models:/ URI and returns its score on the
     same test rows; it raises KeyError when the champion needs features these rows lack.
     """
-    current = champion_version(client, name)
+    current = champion_version(client, name, lineage)
     base = {
         "metric": metric,
         "margin": float(margin),
         "challenger_version": str(version),
         "challenger_score": float(challenger_score),
         "champion_version": current,
+        "lineage": lineage,
     }
     if current == str(version):
-        # The train stage made the first model of the registry its champion.
+        # The train stage made the first model of the registry (of the lineage) its champion.
+        if lineage is not None:
+            return Decision(True, "first model trained on this data: champion", **base)
         return Decision(True, "it is the champion already (first model of the registry)", **base)
     champion_score = None
     if current is not None:
@@ -107,7 +122,9 @@ def compare_and_promote(
             )
     promote, reason = decide(challenger_score, champion_score, margin, higher_is_better)
     if promote:
-        client.set_registered_model_alias(name, CHAMPION, str(version))
+        client.set_registered_model_alias(name, champion_alias(lineage), str(version))
+        if lineage is not None:
+            client.set_registered_model_alias(name, CHAMPION, str(version))
     decision = Decision(promote, reason, champion_score=champion_score, **base)
     log.info("%s", decision.message())
     return decision

@@ -238,6 +238,7 @@ def featurize(
     started = time.perf_counter()
     frame, mode = fx.training_frame(validated, cutoffs, cfg, label, groups, spec)
     from pipeline.io import atomic_dir
+    from pipeline.lineage import data_lineage, fingerprint
 
     with atomic_dir(out) as tmp:
         frame.to_parquet(tmp / "frame.parquet", index=False)
@@ -255,6 +256,7 @@ def featurize(
                 "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
                 "data_start": validated.data_start,
                 "data_end": validated.data_end,
+                "data": fingerprint(validated, data_lineage(params)),
             },
             tmp / "meta.json",
         )
@@ -280,7 +282,7 @@ def train(
     typer.echo(
         f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
         f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
-        + (" (champion: first model)" if info["champion"] else "")
+        + (" (champion: first model trained on this data)" if info["champion"] else "")
     )
 
 
@@ -324,7 +326,10 @@ def score(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="model URI or folder [default: registry champion, else data/model]"),
+        typer.Option(
+            help="model URI or folder [default: the registry champion of the data's lineage, "
+            "else data/model if trained on it]"
+        ),
     ] = None,
     previous: Annotated[
         Path | None,
@@ -354,7 +359,7 @@ def score(
     if previous is not None and not previous.is_file():
         raise UserError(f"file not found: {previous}")
     validated = load(data)
-    loaded, reference = load_scoring_model(params, model)
+    loaded, reference = load_scoring_model(params, model, validated)
     meta = run(
         validated, loaded, _date(as_of, "--as-of"), listed, settings, out, reference, previous
     )
@@ -417,7 +422,10 @@ def explain(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="model URI or folder [default: registry champion, else data/model]"),
+        typer.Option(
+            help="model URI or folder [default: the registry champion of the data's lineage, "
+            "else data/model if trained on it]"
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="PNG chart [default: outputs/explain_ACCOUNT.png]")
@@ -447,7 +455,7 @@ def explain(
         raise UserError("--every must be at least 1 day")
     validated = load(data)
     every_days = every or _schedule_step(validated, params)
-    loaded, reference = load_scoring_model(params, model)
+    loaded, reference = load_scoring_model(params, model, validated)
     when = _date(as_of, "--as-of") or data_end(validated)
     table, groups = ex.history(
         validated, loaded, account_id, when, settings, reference, cutoffs, every_days

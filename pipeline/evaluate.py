@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from models.baselines import fit_baselines
 from models.bootstrap import auc_difference
+from models.lineage import lineage_of
 from models.metrics import (
     Campaign,
     binary_metrics,
@@ -255,7 +256,8 @@ def _score_champion(uri: str, test: pd.DataFrame, metric: str) -> float:
 def promote(
     root: Path, params: dict[str, Any], info: dict[str, Any], test: pd.DataFrame, score: float
 ) -> Decision | None:
-    """Champion/challenger on the test rows (None when the model is not in this store)."""
+    """Champion/challenger on the test rows (None when the model is not in this store), against
+    the champion of the data the model was trained on (its lineage, train_info's `data`)."""
     cfg, rule = params["mlflow"], params.get("promote") or {}
     metric, margin = rule.get("metric", "auc"), float(rule.get("margin", 0.0))
     if metric not in ("auc", "pr_auc", "brier", "log_loss", "ece"):
@@ -280,6 +282,7 @@ def promote(
         score,
         functools.partial(_score_champion, test=test, metric=metric),
         higher_is_better=metric in ("auc", "pr_auc"),
+        lineage=lineage_of(info.get("data")),
     )
 
 

@@ -453,6 +453,7 @@ def run(
         "as_of": as_of.date().isoformat(),
         "model_version": model.version,
         "model_note": model.note,
+        "model_data": getattr(model, "fingerprint", None),
         "data_start": validated.data_start,
         "data_end": validated.data_end,
         "rows": len(scores),
@@ -474,17 +475,23 @@ def run(
 
 
 def load_scoring_model(
-    params: Mapping[str, Any], model_arg: str | None
+    params: Mapping[str, Any], model_arg: str | None, validated: Validated | None = None
 ) -> tuple[LoadedModel, Reference | None]:
-    """The model to score with (see models.tracking.load_model) and its reference profile."""
+    """The model to score with (see models.tracking.load_model) and its reference profile.
+
+    With the `validated` data to score, the default model is one trained on that data's
+    lineage (`data.lineage`, else its source folder): never another data set's champion.
+    """
     from models.drift import REFERENCE_NAME, find_reference
     from models.tracking import load_model
+    from pipeline.lineage import data_lineage, fingerprint
     from pipeline.paths import repo_root
     from pipeline.train import MODEL_SUBDIR
 
     root = repo_root()
     fallback = root / "data" / "model" / MODEL_SUBDIR
-    loaded = load_model(root, params["mlflow"]["registered_model"], model_arg, fallback)
+    data = None if validated is None else fingerprint(validated, data_lineage(params))
+    loaded = load_model(root, params["mlflow"]["registered_model"], model_arg, fallback, data)
     folder = None
     if model_arg and "://" not in model_arg and ":/" not in model_arg:
         folder = Path(model_arg).resolve()

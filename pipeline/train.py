@@ -21,8 +21,9 @@ from models.calibration import METHODS, Calibrator
 from models.churn_model import ChurnModel
 from models.drift import REFERENCE_NAME, reference_profile
 from models.estimator import fit_lgbm
+from models.lineage import FINGERPRINT_NAME, TAG_LINEAGE, TAG_SOURCE, lineage_of, version_tags
 from models.metrics import binary_metrics
-from models.tracking import configure, run_tags, set_aliases
+from models.tracking import configure, run_tags, set_aliases, tag_version
 from pipeline.errors import UserError
 from pipeline.featurize import KEYS, LABEL, LabelSpec
 from pipeline.io import atomic_dir, write_json
@@ -146,6 +147,15 @@ def _requirements() -> list[str]:
 def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) -> dict[str, Any]:
     """The train stage: fit, log one MLflow run, register the model, save it for DVC."""
     frame, meta = read_frame(frame_dir)
+    data = meta.get("data")  # the fingerprint of the data (pipeline/lineage.py)
+    if not lineage_of(data):
+        log.warning(
+            "the training frame in %s does not say what data it was built from (written before "
+            "lineage was recorded): the model's lineage is unknown and `churn score` uses it "
+            "only when named; rerun `dvc repro` to record it",
+            frame_dir,
+        )
+        data = None
     folds = folds_for(frame, params)
     label = {**params["label"], "mode": meta["label_mode"]}
     model = fit_model(frame, folds, params, label)
@@ -169,6 +179,10 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         mlflow.log_dict(calibrator.describe(), "calibration.json")
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
         mlflow.log_dict(reference, REFERENCE_NAME)
+        if data:
+            mlflow.log_dict(data, FINGERPRINT_NAME)
+            tags = version_tags(data)
+            mlflow.set_tags({k: tags[k] for k in (TAG_LINEAGE, TAG_SOURCE)})
         mlflow.log_dict(
             [f.describe() for f in CATALOG if f.name in features],
             "feature_catalog.json",
@@ -183,7 +197,9 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
             code_paths=[str(Path(models.__file__).parent)],
         )
         version_ = str(info.registered_model_version)
-        champion = set_aliases(cfg["registered_model"], version_)
+        if data:
+            tag_version(cfg["registered_model"], version_, data)
+        champion = set_aliases(cfg["registered_model"], version_, lineage_of(data))
         run_id = active.info.run_id
 
     train_info = {
@@ -198,6 +214,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         "folds": folds.as_dict(),
         "valid": valid_metrics,
         "calibration": calibrator.describe(),
+        "data": data,
     }
     with atomic_dir(model_dir) as tmp:
         mlflow.pyfunc.save_model(

@@ -36,6 +36,7 @@ from pipeline.contract import (
 )
 from pipeline.errors import DataError, UserError
 from pipeline.io import atomic_dir, write_json, write_table
+from pipeline.lineage import recorded_source, source_of
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Validated:
     kept: dict[str, int] = field(default_factory=dict)  # rows in each clean table
     mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # vocabulary -> 'other'
     facts: dict[str, Any] = field(default_factory=dict)  # counts behind the data notes
+    source: str | None = None  # the input folder, as pipeline.lineage.source_of records it
     sources: dict[str, _Source] = field(default_factory=dict, repr=False)
 
     @property
@@ -160,6 +162,7 @@ class Validated:
                 tables[name]["clean_rows"] = self.kept[name]
         return {
             "data_dir": str(self.data_dir),
+            "source": self.source,
             "ok": self.ok,
             "policy": self.policy,
             "end_date": self.end_date,
@@ -864,6 +867,7 @@ def check(
         notes,
         policy=policy,
         end_date=None if end is None else end.isoformat(),
+        source=source_of(data_dir),
     )
     sources = result.sources
     for spec in TABLES.values():
@@ -1052,6 +1056,7 @@ def _open_clean(data_dir: Path) -> Validated | None:
         report.get("data_end"),
         kept=kept,
         facts=dict(report.get("facts") or {}),
+        source=report.get("source") or recorded_source(report.get("data_dir")),
     )
 
 

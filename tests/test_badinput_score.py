@@ -19,6 +19,7 @@ import pytest
 from features import FeatureConfig
 from models.churn_model import ChurnModel
 from pipeline.featurize import LabelSpec, features_at
+from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
 from pipeline.validate import load
 from tests.conftest import T, tiny_world, write_world
@@ -54,6 +55,9 @@ def project(tmp_path_factory) -> Path:
     save_model(
         root / "data" / "model" / "mlflow", [c for c in feats if c not in ("account_id", "cutoff")]
     )
+    # trained on this data, as the train stage records it: the default when there is no champion
+    info = {"data": fingerprint(load(root / "clean"))}
+    (root / "data" / "model" / "train_info.json").write_text(json.dumps(info))
     return root
 
 
@@ -88,11 +92,9 @@ def test_unreachable_store_falls_back_and_says_so(env, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     code, output, out = score(env, "--all-active")
     assert code == 0, output
-    assert (
-        "could not use the 'champion' of 'churn-risk' in the MLflow store http://127.0.0.1:9"
-        in output
-    )
-    assert "scoring with the DVC-tracked model" in output
+    assert "could not use the champion for this data ('champion-" in output
+    assert "of 'churn-risk' in the MLflow store http://127.0.0.1:9" in output
+    assert "scoring with the DVC-tracked model" in output and "trained on this data" in output
     assert pd.read_csv(out)["status"].eq("scored").all()
 
 
@@ -100,7 +102,7 @@ def test_store_without_champion_falls_back_and_says_so(env, monkeypatch, tmp_pat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     code, output, _ = score(env, "--all-active")
     assert code == 0, output
-    assert "could not use the 'champion' of 'churn-risk'" in output
+    assert "has no champion for this data (alias 'champion-" in output
     assert "scoring with the DVC-tracked model" in output
 
 
@@ -161,8 +163,9 @@ def test_model_whose_features_the_data_lacks_names_them(env, tmp_path):
     raw = write_world(world, tmp_path / "raw")
     assert run_cli("validate", "--data", str(raw), "--out", str(tmp_path / "clean"))[0] == 0
     code, stdout, stderr = run_cli(
-        "score", "--data", str(tmp_path / "clean"), "--all-active", "--out", str(tmp_path / "s.csv")
-    )
+        "score", "--data", str(tmp_path / "clean"), "--all-active", "--out",
+        str(tmp_path / "s.csv"), "--model", str(env / "data" / "model"),  # other data: named
+    )  # fmt: skip
     output = stdout + stderr
     assert code == 2 and "Traceback" not in output
     assert "feature(s) this data cannot provide: active_links (needs links" in output

@@ -60,9 +60,11 @@ def test_trusted_clean_writes_what_validate_writes(bench, world, tmp_path) -> No
     ours, theirs = (
         json.loads((d / "clean" / "validation.json").read_text()) for d in (world, other)
     )
-    assert {k: v for k, v in ours.items() if k != "data_dir"} == {
-        k: v for k, v in theirs.items() if k != "data_dir"
+    where = ("data_dir", "source")  # the two worlds' folders; everything else is the same
+    assert {k: v for k, v in ours.items() if k not in where} == {
+        k: v for k, v in theirs.items() if k not in where
     }
+    assert ours["source"] == (world / "raw").resolve().as_posix()
     report = json.loads(out.read_text())
     assert [s["step"] for s in report["steps"]] == ["validate", "scan", "featurize_one"]
     steps = {s["step"]: s for s in report["steps"]}

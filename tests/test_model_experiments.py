@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from models.lineage import lineage_alias
 from tests.test_e2e import project_copy
 
 BIN = Path(sys.executable).parent
@@ -56,6 +57,10 @@ def test_queued_experiment_lands_in_the_root_store(queued):
     assert {"plots/roc.png", "plots/calibration.png", "plots/campaign.png"} <= artifacts
     version = client.get_model_version_by_alias("churn-risk", "champion")
     assert version.run_id == run.info.run_id
+    # run in a temporary copy of the repository, the data is still 'data/raw': its champion
+    assert version.tags["data.lineage"] == version.tags["data.source"] == "data/raw"
+    mine = client.get_model_version_by_alias("churn-risk", lineage_alias("champion", "data/raw"))
+    assert mine.version == version.version
 
     shown = json.loads(_run([str(BIN / "dvc"), "exp", "show", "--json"], repo, env).stdout)
     names = [
