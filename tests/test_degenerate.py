@@ -208,6 +208,36 @@ def fixed_world() -> dict[str, pd.DataFrame]:
     return {"accounts": pd.DataFrame({"account_id": ["a", "b", "c", "d", "e"]}), "orders": o}
 
 
+def spark_world() -> dict[str, pd.DataFrame]:
+    """The fixed world with interactions whose optional columns are all empty (minutes,
+    resolved_at, contact_id) and links of zero length: the world Spark runs
+    (tests/test_spark.py)."""
+    world = fixed_world()
+    accounts = ["a", "a", "b", "c", "d"]
+    t = pd.DataFrame(
+        {
+            "interaction_id": [f"i{i}" for i in range(len(accounts))],
+            "account_id": accounts,
+            "occurred_at": [day(d) for d in (40, 40, 95, 80, CUTOFF_DAY - 1)],
+            "type": ["complaint", "complaint", "repair", "price_negotiation", "dispute"],
+            "initiated_by": ["customer", "customer", "supplier", "supplier", "customer"],
+            "department": ["service", "service", "engineering", "sales", "sales"],
+        }
+    )
+    for column in ("minutes", "contact_id", "resolved_at"):
+        _column(t, column, "null", [])
+    world["interactions"] = t
+    world["links"] = pd.DataFrame(
+        {
+            "account_id": ["a", "c"],
+            "link_type": ["edi", "service_contract"],
+            "start_date": [day(40), day(80)],
+            "end_date": [day(40), day(80)],
+        }
+    )
+    return world
+
+
 def validated(tables: dict[str, pd.DataFrame], fmt: str, folder: Path):
     """The world written as `fmt` files into `folder` and checked as `churn validate` would."""
     folder.mkdir(parents=True, exist_ok=True)
