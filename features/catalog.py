@@ -159,9 +159,15 @@ def ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
     return num.cast("float64").fill_null(0.0) / den.cast("float64").nullif(0.0)
 
 
+def ln(x: ir.NumericValue) -> ir.FloatingValue:
+    """The natural log of x, unknown (null) where x is not above 0: total on every engine
+    (DuckDB raises on ln(0), and computes a value even for rows a condition leaves out)."""
+    return ibis.ifelse(x > 0, x.cast("float64"), ibis.null("float64")).ln()
+
+
 def log_trend(recent: ir.NumericValue, prior: ir.NumericValue) -> ir.FloatingValue:
     """log((recent + 1) / (prior + 1)): below 0 means less than before."""
-    return ((recent + 1.0) / (prior + 1.0)).ln()
+    return ln(ratio(recent + 1.0, prior + 1.0))
 
 
 def rate_vs_history(a: Any, c: FeatureConfig) -> ir.FloatingValue:

@@ -17,6 +17,7 @@ from features.catalog import (
     first,
     known_if,
     last,
+    ln,
     log_trend,
     mean,
     rate_vs_history,
@@ -56,7 +57,8 @@ def _amount(t):
 
 
 def _log_amount(t):
-    return t.amount.ln()
+    """ln(amount), unknown for an amount of 0: no order is left out by accident."""
+    return ln(t.amount)
 
 
 def _positive(t, c):

@@ -28,6 +28,7 @@ def _slide_one(
         i_in = i_out = ev_start[k]
         n = 0
         total = 0.0
+        fix = 0.0  # the rounding errors of `total` (Neumaier): events leave without residue
         distinct = 0
         best = 0.0
         for j in range(mk_start[k], mk_start[k + 1]):
@@ -36,7 +37,10 @@ def _slide_one(
                 if mask[i_in]:
                     n += 1
                     if kind == 1 or kind == 2:
-                        total += values[i_in]
+                        v = values[i_in]
+                        t = total + v
+                        fix += (total - t) + v if abs(total) >= abs(v) else (v - t) + total
+                        total = t
                     elif kind == 5:
                         counts[codes[i_in]] += 1
                         if counts[codes[i_in]] == 1:
@@ -52,14 +56,17 @@ def _slide_one(
                     n -= 1
                     left = True
                     if kind == 1 or kind == 2:
-                        total -= values[i_out]
+                        v = -values[i_out]
+                        t = total + v
+                        fix += (total - t) + v if abs(total) >= abs(v) else (v - t) + total
+                        total = t
                     elif kind == 5:
                         counts[codes[i_out]] -= 1
                         if counts[codes[i_out]] == 0:
                             distinct -= 1
                 i_out += 1
             if n == 0:
-                total = 0.0  # no rounding residue carries over an empty window
+                total = fix = 0.0  # no rounding residue carries over an empty window
             if left and (kind == 3 or kind == 4) and n > 0:  # rare: a bounded max or min
                 first = True
                 for i in range(i_out, i_in):
@@ -74,9 +81,9 @@ def _slide_one(
             elif kind == 5:
                 out[j], ok[j] = distinct, True
             elif kind == 1:
-                out[j], ok[j] = total, n > 0
+                out[j], ok[j] = total + fix, n > 0
             elif kind == 2:
-                out[j], ok[j] = total / n if n > 0 else 0.0, n > 0
+                out[j], ok[j] = (total + fix) / n if n > 0 else 0.0, n > 0
             else:
                 out[j], ok[j] = best, n > 0
         if kind == 5:  # empty the counts for the next account

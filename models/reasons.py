@@ -99,7 +99,7 @@ def contributions(
             progress(len(part))
     values = np.vstack(parts) if parts else np.empty((0, len(cm.features) + 1))
     w, linear = cm.blend() if hasattr(cm, "blend") else (1.0, None)
-    if linear is not None:
+    if linear is not None and len(frame):  # no rows: nothing to blend (scikit-learn refuses)
         # A blend: w x TreeSHAP + (1 - w) x the linear model's exact contributions.
         lin, intercept = linear.contributions(frame)
         values = w * values + (1.0 - w) * np.column_stack([lin, np.full(len(lin), intercept)])
@@ -242,8 +242,8 @@ def reasons(
     names = np.array(order, dtype=object)
     chosen_groups = []
     for k in range(top):
-        if k >= len(order):
-            out[f"reason_{k + 1}"] = pd.NA
+        if k >= len(order):  # fewer groups than reasons: empty, as where no group raises it
+            out[f"reason_{k + 1}"] = np.full(n, None, dtype=object)
             continue
         gk = ranked[:, k]
         raises = sums[rows, gk] > min_contribution

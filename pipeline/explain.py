@@ -128,6 +128,11 @@ def verdict(table: pd.DataFrame, groups: pd.DataFrame) -> str:
     return f"{trend}: p_churn {span}" + (f", mostly from {why}" if why else "")
 
 
+def _text(value: Any) -> str:
+    """A reason cell as text: empty for a missing one (None, NaN or NA)."""
+    return value if isinstance(value, str) else ""
+
+
 def render(account: str, title: str, table: pd.DataFrame, summary: str) -> str:
     """The terminal table: one line per cutoff with its leading reason, then the latest reasons."""
     lines = [title, ""]
@@ -138,11 +143,12 @@ def render(account: str, title: str, table: pd.DataFrame, summary: str) -> str:
         tier = "" if pd.isna(row.risk_tier) else row.risk_tier
         lines.append(
             f"{row.as_of:<11} {row.p_churn:>7.3f} {tier:<7} {change:>7}  "
-            f"{row.reason_groups or '(nothing raises the risk)'}"
+            f"{_text(row.reason_groups) or '(nothing raises the risk)'}"
         )
     last = table.iloc[-1]
     lines += ["", summary, f"reasons at {last['as_of']}:"]
-    lines += [f"  {i}. {last[f'reason_{i}']}" for i in range(1, TOP + 1) if last[f"reason_{i}"]]
+    said = [_text(last[f"reason_{i}"]) for i in range(1, TOP + 1)]
+    lines += [f"  {i}. {text}" for i, text in enumerate(said, 1) if text]
     if isinstance(last["action"], str):
         lines.append(f"action: {last['action']}")
     return "\n".join(lines)

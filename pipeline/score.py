@@ -193,11 +193,12 @@ def _status_of_unscored(validated: Validated, ids: pd.Series, as_of: pd.Timestam
             "SELECT account_id FROM clean_churn WHERE churned_at < ?", [as_of.to_pydatetime()]
         ).df()["account_id"]
         status[ids.isin(set(churned))] = "churned"
-    start = "customer_since" if "customer_since" in validated.columns["accounts"] else "NULL"
+    present = "customer_since" in validated.columns["accounts"]
+    start = "a.customer_since" if present else "NULL"  # not a.NULL: no such column
     not_yet = con.execute(
         f"SELECT a.account_id FROM clean_accounts a LEFT JOIN (SELECT account_id, "
         f"min(order_date) AS f FROM clean_orders GROUP BY 1) o USING (account_id) "
-        f"WHERE coalesce(a.{start}, o.f) IS NULL OR coalesce(a.{start}, o.f) >= ?",
+        f"WHERE coalesce({start}, o.f) IS NULL OR coalesce({start}, o.f) >= ?",
         [as_of.to_pydatetime()],
     ).df()["account_id"]
     status[ids.isin(set(not_yet))] = "not_yet_customer"

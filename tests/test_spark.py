@@ -215,3 +215,24 @@ def _empty_previous(folder: Path) -> Path:
     path = folder / "previous.csv"
     pd.DataFrame({"account_id": ["none"], "p_churn": [0.5]}).to_csv(path, index=False)
     return path
+
+
+def test_a_degenerate_world_on_spark_matches_duckdb(con, tmp_path):
+    """The fixed degenerate world of tests/test_degenerate.py (orders of 0 and of equal amounts
+    on one day, a one-order account, a first order the day before the cutoff, an account
+    without orders, all-empty quantity, delivered_date, minutes, resolved_at and contact_id,
+    links of zero length): Spark raises nothing and gives DuckDB's features, none infinite."""
+    from tests.test_degenerate import CFG, CUTOFF, LABELS, SCHEDULE, spark_world, validated
+
+    result = validated(spark_world(), "csv", tmp_path / "raw")
+    duck = features_at(result, CUTOFF, CFG, LABELS)
+    sp = spark.features_at(result, CUTOFF, CFG, LABELS, con=con)
+    at = assert_same_frame(duck, sp)
+    duck_frame, _ = training_frame(result, SCHEDULE, CFG, LABELS)
+    sp_frame, _ = spark.training_frame(result, SCHEDULE, CFG, LABELS, con=con)
+    frame = assert_same_frame(duck_frame, sp_frame)
+    for f in (sp, sp_frame):
+        values = f.drop(columns=KEYS).to_numpy("float64")
+        assert not np.isinf(values).any() and np.isnan(values).any()
+    assert pd.isna(duck.set_index("account_id").loc["a", "order_log_value_shift"])  # ln(0)
+    print(f"degenerate world parity: at the cutoff {at}, training frame {frame}")
