@@ -462,8 +462,7 @@ def explain(
     )
     title = ex.account_title(validated, account_id, loaded)
     summary = ex.verdict(table, groups)
-    tiers = settings.tiers if settings.tiers_by == "probability" else None
-    ex.chart(title, table, groups, summary, tiers, out)
+    ex.chart(title, table, groups, summary, table.attrs.get("tier_bounds"), out)
     typer.echo(ex.render(account_id, title, table, summary))
     typer.echo(f"chart -> {out}")
 

@@ -25,6 +25,7 @@ from pipeline.score import (
     model_features,
     predict,
     risk_tier,
+    tier_bounds,
 )
 from pipeline.validate import Validated
 
@@ -68,7 +69,11 @@ def history(
     count: int = 6,
     every_days: int = 28,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per cutoff: p_churn, tier, change, reasons; and the group contributions (log-odds)."""
+    """Per cutoff: p_churn, tier, change, reasons; and the group contributions (log-odds).
+
+    Tiers by share (score.tiers_by) take their bounds from every active account at `as_of`,
+    as `churn score` does, and apply them at every cutoff; the bounds are in
+    `table.attrs["tier_bounds"]`."""
     check_as_of(validated, as_of)
     status = _status_of_unscored(validated, pd.Series([account_id]), as_of).iloc[0]
     if status == "unknown_account":
@@ -86,10 +91,18 @@ def history(
         )
     p = pd.Series(predict(model, feats), index=feats.index)
     contrib = contributions(model, feats)
+    population = None  # every active account at the as-of date, read only where needed
     if reference is not None:
         typical = reference.typical
     else:  # medians of every active account at the as-of date, as `churn score` quotes them
-        typical = model_features(validated, model, as_of).median(numeric_only=True).to_dict()
+        population = model_features(validated, model, as_of)
+        typical = population.median(numeric_only=True).to_dict()
+    if settings.tiers_by == "probability":
+        bounds = {k: float(v) for k, v in settings.tiers.items()}
+    else:  # shares of the active accounts at the as-of date, as `churn score` draws them
+        population = model_features(validated, model, as_of) if population is None else population
+        scores = predict(model, population) if len(population) else []
+        bounds = tier_bounds(pd.Series(scores, dtype="float64"), settings)
     words = reasons(
         model, feats, top=TOP, typical=typical, contrib=contrib,
         min_contribution=settings.min_contribution,
@@ -98,9 +111,7 @@ def history(
         {
             "as_of": pd.to_datetime(feats["cutoff"]).dt.date.astype(str),
             "p_churn": p,
-            "risk_tier": risk_tier(p, settings.tiers)
-            if settings.tiers_by == "probability"
-            else pd.NA,
+            "risk_tier": risk_tier(p, bounds),
             "p_churn_change": p.diff().round(6),
         }
     ).join(words)
@@ -108,7 +119,9 @@ def history(
     table["status"] = SCORED
     groups = group_contributions(contrib)
     groups.index = table["as_of"]
-    return table.reset_index(drop=True), groups
+    table = table.reset_index(drop=True)
+    table.attrs["tier_bounds"] = bounds  # lowest p_churn of each tier, at the as-of date
+    return table, groups
 
 
 def verdict(table: pd.DataFrame, groups: pd.DataFrame) -> str:
@@ -177,7 +190,8 @@ def chart(
         if lower > 0:
             top.axhline(lower, ls="--", lw=0.8, color="grey")
             top.text(dates.iloc[0], lower, f" {name}", va="bottom", fontsize=8, color="grey")
-    top.set_ylim(0, max(0.05, float(table["p_churn"].max()) * 1.25, *(tiers or {0: 0}).values()))
+    high = max(0.05, float(table["p_churn"].max()) * 1.25, *(tiers or {0: 0}).values())
+    top.set_ylim(0, min(high, 1.02))
     top.set_ylabel("probability of churn", fontsize=9)
     top.set_title(f"{title}\n{summary}", fontsize=9, loc="left")
     for group in groups.columns:

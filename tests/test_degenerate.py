@@ -21,6 +21,7 @@ Spark runs one fixed degenerate world (`fixed_world`) in tests/test_spark.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ from models.baselines import LogisticBaseline
 from models.churn_model import ChurnModel
 from pipeline.contract import INTERACTION_TYPES, LINK_TYPES
 from pipeline.featurize import KEYS, LABEL, EngineSpec, LabelSpec, features_at, training_frame
+from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
 from pipeline.validate import check, load
 from tests.test_badinput_validate import run_cli
@@ -369,6 +371,9 @@ def orders_only(tmp_path_factory) -> Path:
     features = [c for c in feats if c not in KEYS]
     assert {f.group for f in CATALOG if f.name in features} == set(GROUPS_PRESENT)
     blended_model(root / "data" / "model" / "mlflow", features)
+    # trained on this data, as the train stage records it: the default when there is no champion
+    info = {"data": fingerprint(load(root / "clean"))}
+    (root / "data" / "model" / "train_info.json").write_text(json.dumps(info))
     return root
 
 
