@@ -220,7 +220,8 @@ def schedule_for(
             except UserError as exc:
                 error = error or exc
                 continue
-            found = Schedule(cutoffs, step, warm, len(folds.train), not (every and warmup))
+            derived = every is None or warmup is None
+            found = Schedule(cutoffs, step, warm, len(folds.train), derived)
             if found.train_cutoffs >= min_train:
                 return found
             if best is None or found.train_cutoffs > best.train_cutoffs:
@@ -233,7 +234,9 @@ def schedule_for(
         )
         return best
     step, warm = every or min(EVERY_DAYS), warmup if warmup is not None else min(WARMUP_DAYS)
-    need = warm + 3 * label.window_days + step * (n_test + n_valid - 2)
+    # the first cutoff waits up to 6 days for a Monday; purge gaps are whole steps
+    gap = -(-label.window_days // step) * step
+    need = warm + 6 + 2 * gap + step * (n_test + n_valid - 2) + label.window_days
     span = (data_stop - data_start.normalize()).days
     raise UserError(
         f"the data spans {span} days ({data_start.date()} to {data_stop.date()}): too short "
