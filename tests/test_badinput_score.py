@@ -55,7 +55,12 @@ def project(tmp_path_factory) -> Path:
     save_model(
         root / "data" / "model" / "mlflow", [c for c in feats if c not in ("account_id", "cutoff")]
     )
-    # trained on this data, as the train stage records it: the default when there is no champion
+    return trained_on(root)
+
+
+def trained_on(root: Path) -> Path:
+    """Record that root/data/model was trained on root/clean, as the train stage does (the
+    default model then, when there is no champion)."""
     info = {"data": fingerprint(load(root / "clean"))}
     (root / "data" / "model" / "train_info.json").write_text(json.dumps(info))
     return root

@@ -21,7 +21,6 @@ Spark runs one fixed degenerate world (`fixed_world`) in tests/test_spark.py.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -40,9 +39,10 @@ from models.baselines import LogisticBaseline
 from models.churn_model import ChurnModel
 from pipeline.contract import INTERACTION_TYPES, LINK_TYPES
 from pipeline.featurize import KEYS, LABEL, EngineSpec, LabelSpec, features_at, training_frame
-from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
 from pipeline.validate import check, load
+from tests.conftest import write_world
+from tests.test_badinput_score import trained_on
 from tests.test_badinput_validate import run_cli
 from tests.test_score_output import ALL_HIGH, params_file
 
@@ -242,13 +242,7 @@ def spark_world() -> dict[str, pd.DataFrame]:
 
 def validated(tables: dict[str, pd.DataFrame], fmt: str, folder: Path):
     """The world written as `fmt` files into `folder` and checked as `churn validate` would."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        if fmt == "csv":
-            frame.to_csv(folder / f"{name}.csv", index=False)
-        else:
-            frame.to_parquet(folder / f"{name}.parquet", index=False)
-    result = check(folder)
+    result = check(write_world(tables, folder, fmt))
     assert result.ok, result.summary()
     return result
 
@@ -371,10 +365,7 @@ def orders_only(tmp_path_factory) -> Path:
     features = [c for c in feats if c not in KEYS]
     assert {f.group for f in CATALOG if f.name in features} == set(GROUPS_PRESENT)
     blended_model(root / "data" / "model" / "mlflow", features)
-    # trained on this data, as the train stage records it: the default when there is no champion
-    info = {"data": fingerprint(load(root / "clean"))}
-    (root / "data" / "model" / "train_info.json").write_text(json.dumps(info))
-    return root
+    return trained_on(root)
 
 
 @pytest.fixture
