@@ -53,7 +53,7 @@ TABLE_KEYS = (
     ("recall_at_10pct", "recall@10%"),
 )
 PLOTS = (
-    ("roc.png", "ROC: the model, its baselines and the oracle on the same test rows"),
+    ("roc.png", "ROC on the same test rows: the model beside its baselines and the oracle"),
     ("pr.png", "Precision-recall"),
     ("calibration.png", "Reliability: calibrated probabilities against observed churn"),
     ("gains.png", "Cumulative gains"),
@@ -287,6 +287,8 @@ def build(
     for name, caption in PLOTS:
         if name == "campaign.png" and "campaign_value" not in t:
             caption = DEPTH_CAPTION
+        if "oracle" not in metrics:  # real data: no simulator to compare with
+            caption = caption.replace(" and the oracle", "")
         data = _file_png(plots / name)
         if data:
             figs.append(f"<figure>{_img(data, caption)}<figcaption>{caption}</figcaption></figure>")
@@ -300,6 +302,16 @@ def build(
         if t.get("beats_baselines")
         else '<p class="note">The model does <b>not</b> beat every baseline on AUC and PR-AUC.</p>'
     )
+    unsure = [
+        LABELS.get(name, name)
+        for name, d in metrics.get("vs_baselines", {}).items()
+        if not d["auc_diff_lo"] > 0
+    ]
+    if unsure:
+        beats += (
+            '<p class="note">The 95% interval of the AUC difference includes 0 (or lies below '
+            f"it) against: {html.escape(', '.join(unsure))}.</p>"
+        )
     cal = metrics.get("uncalibrated", {})
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
