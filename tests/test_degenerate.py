@@ -107,9 +107,10 @@ def worlds(draw) -> tuple[dict[str, pd.DataFrame], str]:
     _column(o, "channel", draw(SHAPES), [draw(st.sampled_from(["edi", "phone"])) for _ in range(n)])
     promised = draw(SHAPES)
     if promised != "absent":  # promised on the order day or later; delivered maybe never
-        due = [d + draw(st.integers(0, 20)) for _, d, _ in orders]
-        _column(o, "promised_date", "values", [day(d) for d in due])
-        late = [day(d + draw(st.integers(-1, 15))) for d in due]
+        due = [(d, d + draw(st.integers(0, 20))) for _, d, _ in orders]
+        _column(o, "promised_date", "values", [day(p) for _, p in due])
+        # a day early, on time or late, never before the order (the contract refuses that)
+        late = [day(max(d, p + draw(st.integers(-1, 15)))) for d, p in due]
         _column(o, "delivered_date", "null" if promised == "null" else "values", late)
     accounts = pd.DataFrame({"account_id": ACCOUNTS})
     began = {a: min((d for x, d, _ in orders if x == a), default=None) for a in ACCOUNTS}
