@@ -56,6 +56,8 @@ HISTORY = {  # the features that grow with the length of the data's history
     "complaint_rate_ratio",
     "tenure_days",
     "oldest_active_link_days",
+    "orders_total",  # counts over the whole history
+    "order_days_total",
 }
 
 
