@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test setup lint clean
+.PHONY: run test test-long setup lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The long profile: every property test with many fresh random examples, and the long-marked runs.
+test-long: $(STAMP)
+	$(BIN)/python -m pytest --hypothesis-profile=long -m "long or not long"
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -6,6 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# Property tests without their own example count take it from a profile: `ci`, the default, a
+# small fixed set of derandomized examples; `long` (`make test-long`, which passes
+# `--hypothesis-profile=long -m "long or not long"`), many fresh random ones.
+settings.register_profile("ci", max_examples=8, derandomize=True, database=None)
+settings.register_profile("long", max_examples=200, derandomize=False)
+settings.load_profile("ci")
 
 T = pd.Timestamp
 

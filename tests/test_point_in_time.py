@@ -243,11 +243,10 @@ def with_later_changes(draw) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     return world, changed
 
 
-# Derandomized so every run (CI included) checks the same 40 cases; to explore other worlds,
-# run locally with derandomize=False.
+# The number of worlds and their randomness come from the Hypothesis profile (tests/conftest.py):
+# `ci` (the default) checks the same few derandomized worlds every run; `make test-long` runs
+# the `long` profile, with many fresh random worlds.
 SETTINGS = settings(
-    max_examples=40,
-    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
