@@ -22,7 +22,10 @@ from models.calibration import Calibrator
 from models.churn_model import ChurnModel
 from models.drift import Reference, drift_report, reference_profile
 from models.reasons import contributions, raw_score, reasons
+from pipeline.contract import parse_date
+from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at
+from pipeline.io import numbers, read_table
 from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
 from pipeline.score import Settings, score_features, tier_bounds
@@ -210,3 +213,187 @@ def test_every_step_that_applies_the_model_takes_zero_and_one_row(project):
         assert len(tier_bounds(pd.Series(cm.predict_proba(part)), Settings())) == 3
         out, facts = score_features(cm, part, Settings(), reference, progress=False)
         assert len(out) == n and facts["rows_with_reasons"] == n  # one row is the top 5%
+
+
+# --- values from outside the tables: one date parser, one CSV reader -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-02-01", "2025-02-01 00:00:00"),
+        (" 2025-02-01 ", "2025-02-01 00:00:00"),
+        ("2025-02-01T00:00:00Z", "2025-02-01 00:00:00"),
+        ("2025-02-01 09:30", "2025-02-01 09:30:00"),
+        ("2025-02-01T09:30:00.5+0100", "2025-02-01 08:30:00.5"),
+        ("2025-02-01T23:30-05:00", "2025-02-02 04:30:00"),
+        ("2025-02-01T01:00+02", "2025-01-31 23:00:00"),
+    ],
+)
+def test_iso_dates_are_read_on_the_data_clock(text, expected):
+    assert parse_date(text, "--as-of") == pd.Timestamp(expected)
+
+
+@pytest.mark.parametrize(
+    "text", ["01.02.2025", "02/01/2025", "2025/02/01", "20250201", "1 Feb 2025", "2025-02-30", ""]
+)
+def test_other_date_spellings_are_refused(text):
+    with pytest.raises(UserError, match="--as-of .* use YYYY-MM-DD, or a date-time such as"):
+        parse_date(text, "--as-of")
+
+
+@pytest.mark.parametrize(
+    ("as_of", "written"),
+    [("2024-06-01T00:00:00Z", "2024-06-01"), ("2024-06-01T23:30:00-05:00", "2024-06-02")],
+)
+def test_an_as_of_with_a_time_zone_scores_on_the_data_clock(env, everyone, as_of, written):
+    code, output, out = score(env, "--accounts", str(listed(env, ["NOPE"])), "--as-of", as_of)
+    assert code == 0, output
+    assert pd.read_csv(out)["as_of"].tolist() == [written]
+
+
+@pytest.mark.parametrize("command", ["score", "featurize", "explain"])
+def test_an_ambiguous_as_of_is_exit_2_in_every_command(env, command):
+    args = {
+        "score": ["--all-active", "--out", str(env / "never.csv")],
+        "featurize": ["--out", str(env / "never.csv")],
+        "explain": ["A000001", "--out", str(env / "never.png")],
+    }[command]
+    code, out, err = run_cli(command, "--data", str(env / "clean"), "--as-of", "01.02.2024", *args)
+    assert code == 2 and "Traceback" not in err
+    assert "--as-of '01.02.2024' is not a date; use YYYY-MM-DD" in err
+    assert not any(env.glob("never.*"))
+
+
+def test_validate_end_date_takes_the_same_forms(env, tmp_path):
+    code, _, err = run_cli(
+        "validate",
+        "--data",
+        str(env / "raw"),
+        "--out",
+        str(tmp_path / "c"),
+        "--end-date",
+        "14.07.2024",
+    )
+    assert code == 2 and "validate.end_date '14.07.2024' is not a date" in err
+    code, _, err = run_cli(
+        "validate", "--data", str(env / "raw"), "--out", str(tmp_path / "c"),
+        "--end-date", "2024-07-14T23:00:00+00:00",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_a_spreadsheet_resaved_previous_file_is_refused_naming_the_column(env, everyone):
+    """`;` and decimal commas: read with the delimiter sniffed, then p_churn is not numbers."""
+    path = Path(tempfile.mkdtemp(dir=env)) / "previous.csv"
+    head = everyone.head(3)[["account_id", "p_churn"]]
+    head.assign(p_churn=head["p_churn"].map(lambda v: f"{v:.6f}".replace(".", ","))).to_csv(
+        path, sep=";", index=False
+    )
+    code, output, out = score(env, "--all-active", "--previous", str(path))
+    assert code == 2 and "Traceback" not in output and not out.exists()
+    assert (
+        f"{path}: column p_churn of the previous score file has 3 value(s) that are not " in output
+    )
+    assert "row 1: '" in output and "a dot as decimal separator" in output
+
+
+def test_a_previous_file_with_semicolons_and_dots_is_read(env, everyone):
+    path = Path(tempfile.mkdtemp(dir=env)) / "previous.csv"
+    head = everyone.head(3)[["account_id", "p_churn"]].assign(p_churn=[0.5, 0.25, None])
+    head.to_csv(path, sep=";", index=False)
+    code, output, out = score(env, "--accounts", str(listed(env, head["account_id"].tolist())),
+                              "--previous", str(path))  # fmt: skip
+    assert code == 0, output
+    frame = pd.read_csv(out)
+    expected = (everyone.head(2)["p_churn"].to_numpy() - [0.5, 0.25]).round(6)
+    np.testing.assert_allclose(frame["p_churn_change"].head(2), expected)
+    assert np.isnan(frame["p_churn_change"].iloc[2])  # no earlier score: a new account
+
+
+def test_a_previous_file_from_the_same_day_or_later_is_refused(env, everyone):
+    path = Path(tempfile.mkdtemp(dir=env)) / "previous.csv"
+    everyone.head(3).to_csv(path, index=False)  # as_of: the data's end, the default as-of
+    code, output, _ = score(env, "--all-active", "--previous", str(path))
+    assert code == 2 and "not before --as-of" in output
+    later = everyone.head(3).assign(as_of="3.2.2024")
+    later.to_csv(path, index=False)
+    code, output, _ = score(env, "--all-active", "--previous", str(path))
+    assert code == 2 and "as_of '3.2.2024' is not a date" in output
+
+
+def test_account_lists_go_through_the_one_reader(env, everyone):
+    """Semicolons, Latin-1 and a UTF-8 BOM read as validate reads them; ids stay text."""
+    ids = everyone.head(2)["account_id"].tolist()
+    folder = Path(tempfile.mkdtemp(dir=env))
+    (folder / "semi.csv").write_text(f"note;account_id\nKöln;{ids[0]}\nWien;{ids[1]}\n", "latin-1")
+    (folder / "bom.csv").write_text(f"\ufeffaccount_id\n{ids[0]}\n007\n", "utf-8")
+    code, output, out = score(env, "--accounts", str(folder / "semi.csv"))
+    assert code == 0, output
+    frame = pd.read_csv(out)
+    assert frame["note"].tolist() == ["Köln", "Wien"] and frame["status"].eq("scored").all()
+    code, output, out = score(env, "--accounts", str(folder / "bom.csv"))
+    assert code == 0, output
+    assert pd.read_csv(out, dtype=str)["account_id"].tolist() == [ids[0], "007"]
+    (folder / "ragged.csv").write_text(f"account_id,x\n{ids[0]},1\n{ids[1]},2,3,4\n")
+    code, output, out = score(env, "--accounts", str(folder / "ragged.csv"))
+    assert code == 2 and "line(s) of the account list cannot be read (line 3" in output
+
+
+def test_numbers_are_read_as_validate_reads_them(tmp_path):
+    frame = pd.DataFrame({"p": [" 0.5", "NA", "", "1e-3", None]})
+    np.testing.assert_array_equal(
+        numbers(frame, "p", tmp_path / "f.csv"), [0.5, np.nan, np.nan, 0.001, np.nan]
+    )
+    for bad in ("1,5", "0.5%", "inf", "1.234,5"):
+        with pytest.raises(UserError, match="column p of the file has 1 value"):
+            numbers(pd.DataFrame({"p": ["0.1", bad]}), "p", tmp_path / "f.csv")
+    assert read_table(_csv(tmp_path, "a;b\n1;2,5\n"))["b"].tolist() == ["2,5"]  # text, unread
+
+
+def _csv(folder: Path, text: str) -> Path:
+    path = folder / "t.csv"
+    path.write_text(text)
+    return path
+
+
+# --- one loading path -----------------------------------------------------------------------------
+
+
+def test_a_raw_folder_is_checked_with_the_validate_settings(env, tmp_path):
+    """A company's own words (validate.vocabulary) count the same whether the command is given
+    the raw folder or the validate stage's clean one."""
+    raw = tmp_path / "raw"
+    shutil.copytree(env / "raw", raw)
+    interactions = pd.read_csv(raw / "interactions.csv", dtype=str)
+    interactions["type"] = interactions["type"].replace({"complaint": "Beschwerde"})
+    interactions.to_csv(raw / "interactions.csv", index=False)
+    params = yaml_params(env, tmp_path, {"interactions.type": {"beschwerde": "complaint"}})
+    as_of = "2024-05-01"
+    run = [("--data", str(raw)), ("--data", str(tmp_path / "clean"))]
+    code, _, err = run_cli("validate", "--data", str(raw), "--out", str(tmp_path / "clean"),
+                           "--params", str(params))  # fmt: skip
+    assert code == 0, err
+    frames = []
+    for data in run:
+        out = tmp_path / f"f{len(frames)}.csv"
+        code, _, err = run_cli("featurize", *data, "--as-of", as_of, "--out", str(out),
+                               "--params", str(params))  # fmt: skip
+        assert code == 0, err
+        frames.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert frames[0]["complaints_recent"].sum() > 0
+    code, _, err = run_cli("featurize", "--data", str(raw), "--as-of", as_of, "--out",
+                           str(tmp_path / "f9.csv"))  # default params: no such word  # fmt: skip
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "f9.csv")["complaints_recent"].sum() == 0
+
+
+def yaml_params(env: Path, folder: Path, vocabulary: dict) -> Path:
+    import yaml
+
+    params = yaml.safe_load((env / "params.yaml").read_text())
+    params["validate"]["vocabulary"] = vocabulary
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
