@@ -135,7 +135,7 @@ def test_no_model_anywhere_is_a_clear_error(env, monkeypatch, tmp_path):
         ),
         (["--as-of", "soon"], "--as-of 'soon' is not a date; use YYYY-MM-DD"),
         (["--model", "no/such/model"], "no model at no/such/model"),
-        (["--accounts", "no_such_list.csv"], "file not found: no_such_list.csv"),
+        (["--accounts", "no_such_list.csv"], "account list not found: no_such_list.csv"),
         ([], "give either --accounts FILE or --all-active"),
     ],
     ids=[
@@ -198,7 +198,7 @@ def test_list_without_account_id(env, tmp_path):
 def test_empty_list_file(env, tmp_path):
     (tmp_path / "list.csv").write_text("")
     code, output, _ = score(env, "--accounts", str(tmp_path / "list.csv"))
-    assert code == 2 and "is empty: it needs a header row" in output
+    assert code == 2 and "is empty: the account list needs a header row" in output
 
 
 def test_score_file_runs_nothing_in_a_spreadsheet(env):

@@ -129,7 +129,7 @@ def test_change_against_a_previous_score_file(env, tmp_path):
     assert scores.loc["a", "p_churn_change"] == pytest.approx(scores.loc["a", "p_churn"] - 0.1)
     assert np.isnan(scores.loc["c", "p_churn_change"])
     meta = json.loads(out.with_name("scores.meta.json").read_text())
-    assert meta["previous"] == {"source": str(previous)}
+    assert meta["previous"] == {"source": str(previous), "rows": 1}  # its scored rows
 
 
 def test_change_against_the_same_model_four_weeks_earlier(env):
