@@ -462,6 +462,7 @@ def explain(
 
     if cutoffs < 1:
         raise UserError("--cutoffs must be at least 1")
+    account_id = account_id.strip()  # as the accounts table is read: trimmed
     out = out or Path("outputs") / f"explain_{ex.safe_name(account_id)}.png"
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the chart is a PNG; name it *.png")
