@@ -1,0 +1,217 @@
+"""Did the scores come true? Realized performance of past score runs, and an estimate for
+those whose label window is still open.
+
+Every `churn score` run is kept in an append-only history folder (`score.history`, default
+`outputs/history`): one folder per run, named by its as-of date and the time it ran, holding
+the scores as Parquet and the run's metadata (model version, as-of date, data range, the label
+rules of the model, tier bounds, drift). A folder rather than the MLflow store: score runs are
+batch jobs that must not need a tracking server, and the history is the exact scores handed
+to account managers, readable by any tool; what monitoring learns is logged to MLflow.
+
+`monitor(validated, history)` takes every run in the history. When the run's label window
+[as_of + lead, as_of + lead + horizon) has closed in the data at hand, its scored accounts get
+their outcome by the same label rules as training (pipeline/featurize.py `add_labels`:
+explicit churn, or no order in the window) and the realized AUC, PR-AUC, Brier score,
+calibration by tier and by decile, lift and churn rate by tier are computed. When it has not
+closed, the run's own calibrated probabilities give the expected churners and the expected AUC
+with its interval (models/expected.py), marked as an estimate. Scored accounts whose outcome
+cannot be known (the data no longer holds them; explicit churn inside the lead gap, which
+training drops too) are counted per run, never dropped in silence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.expected import expected_auc, expected_auc_interval
+from models.metrics import binary_metrics, calibration_bins
+from pipeline.errors import UserError
+from pipeline.featurize import KEYS, LABEL, LabelSpec, add_labels, data_end, ibis_tables
+from pipeline.io import atomic_dir
+from pipeline.validate import Validated
+
+log = logging.getLogger(__name__)
+
+SCORES = "scores.parquet"
+META = "scores.meta.json"
+SCORED = "scored"
+
+
+def record(scores: pd.DataFrame, meta: dict[str, Any], history: Path) -> Path:
+    """Append a score run to `history`: a new folder `<as_of>_<UTC time>` (a suffix when two
+    runs share a second) with the scores as Parquet and the metadata. Never overwrites."""
+    history = Path(history)
+    history.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    name, k = f"{meta['as_of']}_{stamp}", 1
+    while (history / name).exists():
+        k += 1
+        name = f"{meta['as_of']}_{stamp}-{k}"
+    with atomic_dir(history / name) as tmp:
+        scores.to_parquet(tmp / SCORES, index=False)
+        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return history / name
+
+
+@dataclass(frozen=True)
+class Run:
+    """One past score run from the history."""
+
+    name: str
+    meta: dict[str, Any]
+    scores: pd.DataFrame
+
+    @property
+    def as_of(self) -> pd.Timestamp:
+        return pd.Timestamp(self.meta["as_of"])
+
+
+def runs(history: Path) -> list[Run]:
+    """Every complete run in `history`, oldest as-of date first (then by when it ran)."""
+    history = Path(history)
+    found = []
+    for folder in sorted(history.iterdir()) if history.is_dir() else []:
+        if not (folder / META).is_file() or not (folder / SCORES).is_file():
+            continue  # a run still being written, or not a run
+        meta = json.loads((folder / META).read_text())
+        found.append(Run(folder.name, meta, pd.read_parquet(folder / SCORES)))
+    return sorted(found, key=lambda r: (r.meta["as_of"], r.name))
+
+
+def outcomes(
+    validated: Validated, label: LabelSpec, as_of: pd.Timestamp, ids: pd.Series
+) -> pd.Series:
+    """The label of each account in `ids` at `as_of` by the training rules (1 churned in the
+    window, 0 not), or a text saying why it cannot be known ("not in the data",
+    "churned in the lead gap"). Index: the account ids."""
+    import ibis
+
+    tables = ibis_tables(validated)
+    mode = label.resolve(tables)
+    spine = ibis.memtable(
+        pd.DataFrame({"account_id": ids.astype(str).to_numpy(), "cutoff": as_of})
+    ).cast({"cutoff": "timestamp"})
+    known = tables["accounts"].select("account_id")
+    spine = spine.semi_join(known, "account_id")
+    labelled = add_labels(tables, spine, mode, label).to_pyarrow().to_pandas()
+    out = pd.Series("not in the data", index=pd.Index(ids.astype(str), name="account_id"))
+    held = set(known.to_pyarrow().column(0).to_pylist())
+    out[out.index.isin(held)] = "churned in the lead gap"  # dropped by add_labels, as in training
+    got = labelled.set_index("account_id")[LABEL]
+    out.loc[got.index] = got.astype(int).to_numpy()
+    return out
+
+
+def _window_closed(validated: Validated, as_of: pd.Timestamp, label: LabelSpec) -> bool:
+    """Whether [as_of + lead, as_of + lead + horizon) ends within the data at hand."""
+    return as_of + pd.Timedelta(days=label.window_days) <= data_end(validated)
+
+
+def _by_tier(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    out = {}
+    for tier, part in frame.groupby("risk_tier", sort=False):
+        out[str(tier)] = {
+            "n": int(len(part)),
+            "predicted": round(float(part["p_churn"].mean()), 4),
+            "observed": round(float(part[LABEL].mean()), 4),
+        }
+    return out
+
+
+def evaluate_run(validated: Validated, run: Run) -> dict[str, Any]:
+    """Realized (window closed) or expected (open) performance of one run; see the module."""
+    label = LabelSpec.from_params(run.meta.get("label") or {})
+    scores = run.scores
+    scored = scores[scores["status"] == SCORED]
+    out: dict[str, Any] = {
+        "run": run.name,
+        "as_of": run.meta["as_of"],
+        "model_version": run.meta.get("model_version"),
+        "rows": int(len(scores)),
+        "scored": int(len(scored)),
+        "window_end": (run.as_of + pd.Timedelta(days=label.window_days)).date().isoformat(),
+    }
+    p = scored["p_churn"].to_numpy(dtype="float64")
+    out["expected_churners"] = round(float(p.sum()), 2)
+    if not _window_closed(validated, run.as_of, label):
+        lo, hi = expected_auc_interval(p)
+        return out | {
+            "kind": "estimate",
+            "expected_auc": round(expected_auc(p), 4),
+            "expected_auc_interval": [round(lo, 4), round(hi, 4)],
+            "unknown_outcome": {"window still open": int(len(scored))},
+        }
+    status = outcomes(validated, label, run.as_of, scored["account_id"])
+    known = status.map(lambda v: not isinstance(v, str)).to_numpy()
+    frame = scored.assign(**{LABEL: pd.to_numeric(status.to_numpy(), errors="coerce")})
+    frame = frame[known]
+    y, q = frame[LABEL].to_numpy(dtype=int), frame["p_churn"].to_numpy(dtype="float64")
+    unknown = status[~known].value_counts().to_dict()
+    metrics = binary_metrics(y, q) if len(y) else {}
+    lo, hi = expected_auc_interval(q)
+    realized = {
+        k: (None if not np.isfinite(v) else round(float(v), 4))
+        for k, v in metrics.items()
+        if k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "churn_rate")
+    }
+    return out | {
+        "kind": "realized",
+        "with_outcome": int(len(y)),
+        "unknown_outcome": {str(k): int(v) for k, v in unknown.items()},
+        "observed_churners": int(y.sum()),
+        "expected_churners_with_outcome": round(float(q.sum()), 2),
+        "expected_auc": round(expected_auc(q), 4),
+        "expected_auc_interval": [round(lo, 4), round(hi, 4)],
+        **realized,
+        "by_tier": _by_tier(frame),
+        "by_decile": calibration_bins(y, q).to_dict(orient="records") if len(y) else [],
+    }
+
+
+def monitor(validated: Validated, history: Path) -> list[dict[str, Any]]:
+    """Every run of `history` evaluated against the data at hand, oldest as-of date first.
+    Raises UserError when the history holds no run."""
+    found = runs(history)
+    if not found:
+        raise UserError(
+            f"no score runs in {history}: every `churn score` run is kept there "
+            "(score.history); score first, then monitor"
+        )
+    return [evaluate_run(validated, run) for run in found]
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    """The monitor's table for a terminal: one line per run."""
+    head = (
+        f"{'as of':<11} {'model':<16} {'kind':<9} {'scored':>7} {'known':>7} "
+        f"{'churn exp/obs':>14} {'AUC':>6} {'exp AUC (95%)':>20} {'Brier':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        observed = r.get("observed_churners")
+        churn = f"{r['expected_churners']:.0f}/" + ("-" if observed is None else f"{observed}")
+        auc = r.get("auc")
+        lo, hi = r["expected_auc_interval"]
+        exp = f"{r['expected_auc']:.3f} ({lo:.3f}-{hi:.3f})" if np.isfinite(lo) else "-"
+        brier = r.get("brier")
+        lines.append(
+            f"{r['as_of']:<11} {str(r['model_version'])[:16]:<16} {r['kind']:<9} "
+            f"{r['scored']:>7} {r.get('with_outcome', 0):>7} {churn:>14} "
+            f"{'-' if auc is None else f'{auc:.3f}':>6} {exp:>20} "
+            f"{'-' if brier is None else f'{brier:.3f}':>6}"
+        )
+        if r.get("unknown_outcome"):
+            counts = ", ".join(f"{k} {v}" for k, v in r["unknown_outcome"].items())
+            lines.append(f"{'':<11} outcome unknown: {counts}")
+    return "\n".join(lines)
+
+
+__all__ = ["KEYS", "monitor", "record", "render", "runs"]
