@@ -46,6 +46,11 @@ REJECTS_NAME = "rejects.csv"
 ROW = "_row"  # 1-based position of the row among the rows read (the header is not a row)
 _BLANKS = " \t\r\n"
 _REEXPORT = "export the table again as a CSV file (UTF-8, header row) or as Parquet"
+# Said first in a table's "duplicate ids" fix, where an id repeated means more than a copy.
+_DUPLICATE_FIX = {
+    "churn": "an account churns once here (churn is final: see the note on events after "
+    "churn); give the date it left for good, or correct the wrong row; ",
+}
 
 
 @dataclass
@@ -447,7 +452,6 @@ def _rules(
     spec, present, usable = src.spec, set(src.mapping), src.usable
     rules: list[_Rule] = []
     key_cols = [c for c in (spec.key, "account_id") if c and c in present]
-    joins = ""
     lo, hi = PLAUSIBLE_DATES
 
     def show(*cols: str) -> tuple[str, ...]:
@@ -538,15 +542,28 @@ def _rules(
                         show(name),
                     )
                 )
+    joins = f" JOIN copies_{spec.name} d ON d.{ROW} = t.{ROW}"
+    rules.append(
+        _Rule(
+            None,
+            "rows that are exact copies of an earlier row (exported twice)",
+            f"d.copy_of < t.{ROW}",
+            "remove the repeated rows: each is identical in every column to the row given as "
+            "copy_of (under validate.policy drop the first copy is kept, the others dropped)",
+            (*show(*([] if spec.key else spec.required_columns)), "d.copy_of"),
+        )
+    )
     if spec.key and spec.key in present:
         key = f"t.{_q(spec.key)}"
+        same = f"OVER (PARTITION BY {key})"  # the rows of one id: not all one row's copies
         rules.append(
             _Rule(
                 spec.key,
                 "duplicate ids",
-                f"{key} IS NOT NULL AND count(*) OVER (PARTITION BY {key}) > 1",
-                f"keep one row per {spec.key} (all copies are rejected: which one is right "
-                "cannot be told)",
+                f"{key} IS NOT NULL AND min(d.copy_of) {same} < max(d.copy_of) {same}",
+                _DUPLICATE_FIX.get(spec.name, "")
+                + f"keep one row per {spec.key}: rows with the same id that differ in another "
+                "column are all rejected (which one is right cannot be told)",
                 show(),
             )
         )
@@ -602,7 +619,13 @@ def _flags(con: duckdb.DuckDBPyConnection, src: _Source, joins: str) -> None:
     (any), g<k> (a good value in a mixed-format rule's column), o (mapped to 'other')."""
     name, spec = src.spec.name, src.spec
     con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
+    every = ", ".join(f"TRY_CAST({_q(n)} AS VARCHAR)" for n in src.names)
+    con.execute(  # copies_<table>: per row, the first row identical to it in every column
+        f"CREATE OR REPLACE TEMP TABLE copies_{name} AS SELECT {src.row} AS {ROW}, "
+        f"min({src.row}) OVER (PARTITION BY {every}) AS copy_of FROM src_{name}"
+    )
     cols = [f"coalesce({r.predicate}, false) AS f{k}" for k, r in enumerate(src.rules)]
+    cols.append("d.copy_of")
     cols += [f"t.{_q(r.column)} IS NOT NULL AS g{k}" for k, r in enumerate(src.rules) if r.mixed]
     vocab = spec.vocabulary[0] if spec.vocabulary else None
     if vocab in src.usable:
@@ -647,6 +670,8 @@ def _report_rules(
         for col in rule.show:
             if col == "b.began":
                 select.append("f.began AS relationship_began")
+            elif col == "d.copy_of":
+                select.append("CAST(f.copy_of AS VARCHAR) AS copy_of")
             else:
                 select.append(f"TRY_CAST(s.{src.ref(col)} AS VARCHAR) AS {_q(col)}")
         rows = con.execute(
@@ -1085,7 +1110,9 @@ def rejects(result: Validated) -> pd.DataFrame:
                 for h, n in zip(src.headers, src.names, strict=True)
             )
             reasons = ", ".join(
-                f"CASE WHEN c.f{k} THEN {_lit(_where(name, r))} END"
+                f"CASE WHEN c.f{k} THEN {_lit(_where(name, r))}"
+                + (" || ' (copy of row ' || c.copy_of || ')'" if "d.copy_of" in r.show else "")
+                + " END"
                 for k, r in enumerate(src.rules)
             )
             frames.append(
