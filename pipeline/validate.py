@@ -26,6 +26,8 @@ from pipeline.contract import (
     DATE_PATTERN,
     EVENT_TIME,
     KIND_WORDS,
+    LATE_GAP_DAYS,
+    LATE_SHARE,
     NULL_TOKENS,
     OTHER_DATE_PATTERN,
     PARQUET_TYPES,
@@ -86,6 +88,15 @@ class _Rule:
     fix: str
     show: tuple[str, ...]
     mixed: str | None = None  # the check's name when the column also holds good values
+
+
+@dataclass(frozen=True)
+class _Late:
+    """Where the late tail of the timeline starts, the gap before it and where the rest ends."""
+
+    first: dt.date
+    gap: int  # days without any event before `first`
+    rest_end: dt.date  # the last day with an event before the gap
 
 
 @dataclass
@@ -446,7 +457,11 @@ def _typed_select(src: _Source) -> str:
 
 
 def _rules(
-    src: _Source, policy: str, end_date: dt.date | None, has_accounts: bool
+    src: _Source,
+    policy: str,
+    end_date: dt.date | None,
+    has_accounts: bool,
+    late: _Late | None = None,
 ) -> tuple[list[_Rule], str]:
     """The row-level rules for one table and the joins they need (aliases a, b)."""
     spec, present, usable = src.spec, set(src.mapping), src.usable
@@ -517,6 +532,20 @@ def _rules(
                         f"CAST({val} AS DATE) > DATE {_lit(end_date.isoformat())}",
                         "correct the dates, or set validate.end_date to the day the data was "
                         "exported",
+                        show(name),
+                    )
+                )
+            if column.event and late is not None:
+                rules.append(
+                    _Rule(
+                        name,
+                        f"dated long after the rest of the data (from {late.first} on, after "
+                        f"{late.gap} days without any event; the rest ends {late.rest_end})",
+                        f"CAST({val} AS DATE) >= DATE {_lit(late.first.isoformat())} "
+                        f"AND {val} < TIMESTAMP {_lit(hi)}",
+                        "correct the year (a typo such as 2099 for 2023 is the usual cause); if "
+                        "the dates are real, set validate.end_date to the day the data was "
+                        "exported (the dates up to it are then trusted)",
                         show(name),
                     )
                 )
@@ -615,10 +644,9 @@ def _rules(
 
 
 def _flags(con: duckdb.DuckDBPyConnection, src: _Source, joins: str) -> None:
-    """typed_<table> (a view) and flags_<table>: per row one flag per rule (f0, f1, ...), _bad
-    (any), g<k> (a good value in a mixed-format rule's column), o (mapped to 'other')."""
+    """copies_<table> and flags_<table>: per row one flag per rule (f0, f1, ...), _bad (any),
+    g<k> (a good value in a mixed-format rule's column), o (mapped to 'other'), copy_of."""
     name, spec = src.spec.name, src.spec
-    con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
     every = ", ".join(f"TRY_CAST({_q(n)} AS VARCHAR)" for n in src.names)
     con.execute(  # copies_<table>: per row, the first row identical to it in every column
         f"CREATE OR REPLACE TEMP TABLE copies_{name} AS SELECT {src.row} AS {ROW}, "
@@ -771,6 +799,60 @@ def parse_vocabulary(vocabulary: Any) -> dict[str, dict[str, str]]:
     return out
 
 
+def _late_dates(
+    con: duckdb.DuckDBPyConnection, sources: dict[str, _Source], gap_days: int
+) -> _Late | None:
+    """The late tail of the timeline of every event date (contract columns marked `event`,
+    plausible values), or None.
+
+    From the latest gap of more than `gap_days` days without any event backwards: the events
+    after a gap are a late tail when they are at most LATE_SHARE of those before it, or, when
+    the gap is longer than the whole history before it, fewer than those. Each tail found is
+    cut off and the next gap judged against what is left, until one is not a tail; so the
+    rows kept pass the same rule again. Dense data never has such a gap; sparse data (a
+    handful of rows) needs the second arm's contrast to be judged late.
+    """
+    lo, hi = PLAUSIBLE_DATES
+    parts = [
+        f"SELECT CAST({_q(c.name)} AS DATE) AS d FROM typed_{name} "
+        f"WHERE {_q(c.name)} >= TIMESTAMP {_lit(lo)} AND {_q(c.name)} < TIMESTAMP {_lit(hi)}"
+        for name, src in sources.items()
+        for c in src.spec.columns
+        if c.event and c.name in src.usable
+    ]
+    if not parts:
+        return None
+    days = con.execute(
+        f"SELECT d, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY d ORDER BY d"
+    ).fetchall()
+    before, total = [], 0  # before[i]: event dates on days before days[i]
+    for _, n in days:
+        before.append(total)
+        total += n
+    late, left = None, total
+    for i in range(len(days) - 1, 0, -1):
+        gap = (days[i][0] - days[i - 1][0]).days
+        if gap <= gap_days:
+            continue
+        tail, rest = left - before[i], before[i]
+        span = (days[i - 1][0] - days[0][0]).days
+        if tail > LATE_SHARE * rest and not (gap > span and tail < rest):
+            break
+        late, left = _Late(days[i][0], gap, days[i - 1][0]), rest
+    return late
+
+
+def _parse_gap_days(gap_days: Any) -> int | None:
+    """validate.gap_days as a whole number of days of at least 1, or None (no check)."""
+    if gap_days is None or gap_days == "":
+        return None
+    if isinstance(gap_days, bool) or not isinstance(gap_days, int) or gap_days < 1:
+        raise UserError(
+            f"validate.gap_days must be a whole number of days (>= 1) or null; got {gap_days!r}"
+        )
+    return gap_days
+
+
 def _parse_end_date(end_date: Any) -> dt.date | None:
     """validate.end_date as a date (YAML gives a date, the command line text), or None."""
     if end_date is None or end_date == "":
@@ -866,16 +948,20 @@ def check(
     policy: str = "fail",
     end_date: Any = None,
     vocabulary: dict[str, dict[str, str]] | None = None,
+    gap_days: int | None = LATE_GAP_DAYS,
 ) -> Validated:
     """Check every table of `data_dir` against the contract; create clean views when it passes.
 
     `vocabulary` maps a company's own values of a vocabulary column onto ours, per
-    "table.column" (validate.vocabulary in params.yaml).
+    "table.column" (validate.vocabulary in params.yaml). Without an `end_date`, event dates
+    after a stretch of more than `gap_days` days without any event, and few beside the events
+    before it, are problems (validate.gap_days; None: no such check): see `_late_dates`.
     """
     data_dir = Path(data_dir)
     if policy not in POLICIES:
         raise UserError(f"validate.policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     end = _parse_end_date(end_date)
+    gap_days = _parse_gap_days(gap_days)
     own_values = parse_vocabulary(vocabulary)
     if not data_dir.is_dir():
         raise DataError(f"data directory not found: {data_dir}")
@@ -914,9 +1000,12 @@ def check(
     accounts = sources.get("accounts")
     has_accounts = accounts is not None and "account_id" in accounts.usable
     for name, src in sources.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
+    late = None if end is not None or gap_days is None else _late_dates(con, sources, gap_days)
+    for name, src in sources.items():
         if name == "churn" and has_accounts:
             _relationship_began(con, sources, policy == "drop")
-        src.rules, joins = _rules(src, policy, end, has_accounts)
+        src.rules, joins = _rules(src, policy, end, has_accounts, late)
         _flags(con, src, joins)
         _report_rules(con, src, problems, result)
         if name == "accounts" and has_accounts:
@@ -1031,9 +1120,151 @@ def _data_notes(result: Validated) -> None:
             f"accounts: {_share(none, n_accounts)} accounts have no order at all (e.g. "
             f"{', '.join(none_ids)})"
         )
+    _after_churn(result)
+    _before_customer_since(result)
+    _after_today(result)
     notes.append(
         f"history: {days / 7:.1f} weeks ({days} days, {result.data_start} to "
         f"{result.data_end}); the training schedule is chosen from it (churn featurize)"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+# The events that say an account is still a customer, and how an example names one.
+_ACTIVITY = {
+    "orders": ("order_date", "'order ' || e.order_id"),
+    "interactions": ("occurred_at", "e.type || ' ' || e.interaction_id"),
+    "links": ("start_date", "e.link_type || ' link'"),
+}
+
+
+def _after_churn(result: Validated) -> None:
+    """Note the accounts with orders, interactions or new links on a day after their churn.
+
+    A customer who came back, or a wrong churn date: which, the data cannot tell, so it is a
+    note. Churn is final in the pipeline (an account churned before a cutoff is neither a
+    training row nor scored at it), so these events are never used for the account.
+    """
+    tables = [t for t in _ACTIVITY if t in result.kept]
+    if "churn" not in result.kept or not tables:
+        return
+    con, churn = result.con, _kept(result, "churn", with_row=True)
+    events = " UNION ALL ".join(
+        f"SELECT {_lit(t)} AS t, e.account_id, CAST(e.{col} AS DATE) AS d, {name} AS what "
+        f"FROM clean_{t} e"
+        for t, (col, name) in _ACTIVITY.items()
+        if t in tables
+    )
+    after = (
+        f"SELECT e.*, c.{ROW}, CAST(c.churned_at AS DATE) AS churned FROM ({events}) e "
+        f"JOIN ({churn}) c USING (account_id) WHERE e.d > CAST(c.churned_at AS DATE)"
+    )
+    per_table = dict(con.execute(f"SELECT t, count(*) FROM ({after}) GROUP BY t").fetchall())
+    if not per_table:
+        return
+    examples = con.execute(
+        f"SELECT account_id, churned, arg_min(what, (d, what)), min(d) FROM ({after}) "
+        f"GROUP BY account_id, churned, {ROW} ORDER BY {ROW}"
+    ).fetchall()
+    counts = {t: per_table.get(t, 0) for t in tables}
+    result.facts.update(
+        events_after_churn=counts,
+        accounts_active_after_churn=len(examples),
+        active_after_churn_examples=[r[0] for r in examples[:MAX_EXAMPLES]],
+    )
+    shown = "; ".join(
+        f"{a}: churned {c}, {what} on {d}" for a, c, what, d in examples[:MAX_EXAMPLES]
+    )
+    kinds = {"orders": "order", "interactions": "interaction", "links": "new link"}
+    result.notes.append(
+        f"churn: {_share(len(examples), result.kept['churn'])} churned accounts have events on "
+        f"a later day than their churned_at: "
+        + ", ".join(_plural(counts[t], kinds[t]) for t in tables)
+        + f" (e.g. {shown}). A customer who came back, or a wrong churn date? Churn is final "
+        "here: from churned_at on, an account is in no training row and is not scored (status "
+        "churned), so these events go unused. For a customer who came back, remove its churn "
+        "row (or give the date it left for good); otherwise correct churned_at"
+    )
+
+
+def _before_customer_since(result: Validated) -> None:
+    """Note the orders dated before their account's customer_since.
+
+    Plausible (customer_since is often a CRM migration or a contract date), so a note: the
+    relationship begins at customer_since (eligibility, tenure) and the earlier orders still
+    count in the account's features.
+    """
+    if "customer_since" not in result.columns.get("accounts", []):
+        return
+    con, accounts = result.con, _kept(result, "accounts", with_row=True)
+    early = (
+        f"SELECT a.{ROW}, o.account_id, o.order_id, CAST(o.order_date AS DATE) AS d, "
+        "CAST(a.customer_since AS DATE) AS since FROM clean_orders o "
+        f"JOIN ({accounts}) a USING (account_id) WHERE CAST(o.order_date AS DATE) < "
+        "CAST(a.customer_since AS DATE)"
+    )
+    n = con.execute(f"SELECT count(*) FROM ({early})").fetchone()[0]
+    if not n:
+        return
+    examples = con.execute(
+        f"SELECT account_id, since, arg_min(order_id, (d, order_id)), min(d) FROM ({early}) "
+        f"GROUP BY account_id, since, {ROW} ORDER BY {ROW}"
+    ).fetchall()
+    result.facts.update(
+        orders_before_customer_since=n,
+        accounts_ordering_before_customer_since=len(examples),
+        ordering_before_customer_since_examples=[r[0] for r in examples[:MAX_EXAMPLES]],
+    )
+    shown = "; ".join(
+        f"{a}: customer since {s}, order {o} on {d}" for a, s, o, d in examples[:MAX_EXAMPLES]
+    )
+    result.notes.append(
+        f"orders: {_plural(n, 'order')} of {_plural(len(examples), 'account')} "
+        f"{'is' if n == 1 else 'are'} dated before the account's customer_since (e.g. "
+        f"{shown}). The relationship is taken to "
+        "begin at customer_since (the account is trained on and scored from then on, tenure "
+        "counts from it) while the earlier orders still count in its features; if "
+        "customer_since is a later date than the first business (a CRM migration, a renewal), "
+        "leave it empty so that the first order dates the relationship"
+    )
+
+
+def _after_today(result: Validated, today: dt.date | None = None) -> None:
+    """Note event dates after today (the machine's date) when no end date is set.
+
+    An export cannot hold events that have not happened yet, but the clock is not data: a
+    problem from it would make the same input fail today and pass later (and a simulated
+    world may be set in the future), so it is a note; validate.end_date makes it a problem.
+    """
+    if result.end_date is not None:
+        return
+    today = today or dt.date.today()
+    day = f"DATE {_lit(today.isoformat())}"
+    parts = [
+        f"SELECT {_lit(f'{t}.{c.name}')} AS col, {ROW}, "
+        f"CAST({_q(TABLES[t].key or 'account_id')} AS VARCHAR) AS id, "
+        f"CAST({_q(c.name)} AS DATE) AS d FROM ({_kept(result, t, with_row=True)}) "
+        f"WHERE CAST({_q(c.name)} AS DATE) > {day}"
+        for t in result.kept
+        for c in TABLES[t].columns
+        if c.event and c.name in result.columns[t]
+    ]
+    rows = result.con.execute(
+        f"SELECT col, id, d, count(*) OVER () FROM ({' UNION ALL '.join(parts)}) "
+        f"ORDER BY d DESC, col, {ROW} LIMIT {MAX_EXAMPLES}"
+    ).fetchall()
+    if not rows:
+        return
+    result.facts["event_dates_after_today"] = rows[0][3]
+    shown = ", ".join(f"{col} {d} ({i})" for col, i, d, _ in rows)
+    result.notes.append(
+        f"dates: {_plural(rows[0][3], 'event date')} after today ({today}, this machine's "
+        f"date; latest first: {shown}): an export cannot hold events that have not happened "
+        "yet. Correct them, or set validate.end_date to the day the data was exported to "
+        "have them reported as problems"
     )
 
 
