@@ -5,7 +5,11 @@ one pass and reported together (docs/data-contract.md lists the rules, messages 
 Under the `fail` policy any problem means nothing is written (the CLI exits with code 2); under
 `drop` the rows with problems are left out of the clean tables and written, with the reasons,
 to rejects.csv beside them. Problems with a whole file or column (missing, unreadable, of the
-wrong type, empty) fail under both policies: no choice of rows would fix them.
+wrong type, empty) fail under both policies: no choice of rows would fix them. A row exported
+twice is a problem of its own: `drop` keeps its first copy. Facts that one table states and
+another contradicts are problems where the data cannot be right (unknown accounts, churn before
+the relationship began, event dates far after the rest of the data) and, in a passing run,
+notes where it can (events after churn, orders before customer_since, dates after today).
 """
 
 from __future__ import annotations
@@ -643,15 +647,35 @@ def _rules(
     return rules, joins
 
 
+def _copies(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    """copies_<table>: per row, copy_of: the first row identical to it in every column.
+
+    Copies share their key's text, so in a table with a key only the rows of a repeated key
+    are compared column by column (sorting every column of a large table costs memory)."""
+    name = src.spec.name
+    texts = [f"TRY_CAST({_q(n)} AS VARCHAR)" for n in src.names]
+    every = ", ".join(texts)
+    if src.spec.key not in src.mapping:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE copies_{name} AS SELECT {src.row} AS {ROW}, "
+            f"min({src.row}) OVER (PARTITION BY {every}) AS copy_of FROM src_{name}"
+        )
+        return
+    key, aliased = src.ref(src.spec.key), [f"_c{i}" for i in range(len(texts))]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE copies_{name} AS WITH k AS (SELECT {src.row} AS {ROW}, "
+        f"count(*) OVER (PARTITION BY {key}) AS _n, "
+        + ", ".join(f"{t} AS {a}" for t, a in zip(texts, aliased, strict=True))
+        + f" FROM src_{name}) SELECT {ROW}, {ROW} AS copy_of FROM k WHERE _n = 1 UNION ALL "
+        f"SELECT {ROW}, min({ROW}) OVER (PARTITION BY {', '.join(aliased)}) FROM k WHERE _n > 1"
+    )
+
+
 def _flags(con: duckdb.DuckDBPyConnection, src: _Source, joins: str) -> None:
     """copies_<table> and flags_<table>: per row one flag per rule (f0, f1, ...), _bad (any),
     g<k> (a good value in a mixed-format rule's column), o (mapped to 'other'), copy_of."""
     name, spec = src.spec.name, src.spec
-    every = ", ".join(f"TRY_CAST({_q(n)} AS VARCHAR)" for n in src.names)
-    con.execute(  # copies_<table>: per row, the first row identical to it in every column
-        f"CREATE OR REPLACE TEMP TABLE copies_{name} AS SELECT {src.row} AS {ROW}, "
-        f"min({src.row}) OVER (PARTITION BY {every}) AS copy_of FROM src_{name}"
-    )
+    _copies(con, src)
     cols = [f"coalesce({r.predicate}, false) AS f{k}" for k, r in enumerate(src.rules)]
     cols.append("d.copy_of")
     cols += [f"t.{_q(r.column)} IS NOT NULL AS g{k}" for k, r in enumerate(src.rules) if r.mixed]
