@@ -1165,6 +1165,16 @@ _ACTIVITY = {
 }
 
 
+def _by_account(con: duckdb.DuckDBPyConnection, rows: str) -> list[tuple[Any, ...]]:
+    """Per account of `rows` (account_id, anchor, d, what, _row: events contradicting the
+    account's anchor date), in file order: the id, the anchor, its first such event (what,
+    day) and how many there are."""
+    return con.execute(
+        f"SELECT account_id, anchor, arg_min(what, (d, what)), min(d), count(*) FROM ({rows}) "
+        f"GROUP BY account_id, anchor, {ROW} ORDER BY {ROW}"
+    ).fetchall()
+
+
 def _after_churn(result: Validated) -> None:
     """Note the accounts with orders, interactions or new links on a day after their churn.
 
@@ -1177,34 +1187,28 @@ def _after_churn(result: Validated) -> None:
         return
     con, churn = result.con, _kept(result, "churn", with_row=True)
     events = " UNION ALL ".join(
-        f"SELECT {_lit(t)} AS t, e.account_id, CAST(e.{col} AS DATE) AS d, {name} AS what "
-        f"FROM clean_{t} e"
-        for t, (col, name) in _ACTIVITY.items()
-        if t in tables
+        f"SELECT {_lit(t)} AS t, e.account_id, CAST(e.{_ACTIVITY[t][0]} AS DATE) AS d, "
+        f"{_ACTIVITY[t][1]} AS what FROM clean_{t} e"
+        for t in tables
     )
     after = (
-        f"SELECT e.*, c.{ROW}, CAST(c.churned_at AS DATE) AS churned FROM ({events}) e "
+        f"SELECT e.*, c.{ROW}, CAST(c.churned_at AS DATE) AS anchor FROM ({events}) e "
         f"JOIN ({churn}) c USING (account_id) WHERE e.d > CAST(c.churned_at AS DATE)"
     )
-    per_table = dict(con.execute(f"SELECT t, count(*) FROM ({after}) GROUP BY t").fetchall())
-    if not per_table:
+    accounts = _by_account(con, after)
+    if not accounts:
         return
-    examples = con.execute(
-        f"SELECT account_id, churned, arg_min(what, (d, what)), min(d) FROM ({after}) "
-        f"GROUP BY account_id, churned, {ROW} ORDER BY {ROW}"
-    ).fetchall()
+    per_table = dict(con.execute(f"SELECT t, count(*) FROM ({after}) GROUP BY t").fetchall())
     counts = {t: per_table.get(t, 0) for t in tables}
     result.facts.update(
         events_after_churn=counts,
-        accounts_active_after_churn=len(examples),
-        active_after_churn_examples=[r[0] for r in examples[:MAX_EXAMPLES]],
+        accounts_active_after_churn=len(accounts),
+        active_after_churn_examples=[r[0] for r in accounts[:MAX_EXAMPLES]],
     )
-    shown = "; ".join(
-        f"{a}: churned {c}, {what} on {d}" for a, c, what, d in examples[:MAX_EXAMPLES]
-    )
+    shown = "; ".join(f"{a}: churned {c}, {w} on {d}" for a, c, w, d, _ in accounts[:MAX_EXAMPLES])
     kinds = {"orders": "order", "interactions": "interaction", "links": "new link"}
     result.notes.append(
-        f"churn: {_share(len(examples), result.kept['churn'])} churned accounts have events on "
+        f"churn: {_share(len(accounts), result.kept['churn'])} churned accounts have events on "
         f"a later day than their churned_at: "
         + ", ".join(_plural(counts[t], kinds[t]) for t in tables)
         + f" (e.g. {shown}). A customer who came back, or a wrong churn date? Churn is final "
@@ -1223,36 +1227,32 @@ def _before_customer_since(result: Validated) -> None:
     """
     if "customer_since" not in result.columns.get("accounts", []):
         return
-    con, accounts = result.con, _kept(result, "accounts", with_row=True)
-    early = (
-        f"SELECT a.{ROW}, o.account_id, o.order_id, CAST(o.order_date AS DATE) AS d, "
-        "CAST(a.customer_since AS DATE) AS since FROM clean_orders o "
-        f"JOIN ({accounts}) a USING (account_id) WHERE CAST(o.order_date AS DATE) < "
-        "CAST(a.customer_since AS DATE)"
+    accounts = _by_account(
+        result.con,
+        f"SELECT a.{ROW}, o.account_id, CAST(o.order_date AS DATE) AS d, 'order ' || "
+        "o.order_id AS what, CAST(a.customer_since AS DATE) AS anchor FROM clean_orders o "
+        f"JOIN ({_kept(result, 'accounts', with_row=True)}) a USING (account_id) "
+        "WHERE CAST(o.order_date AS DATE) < CAST(a.customer_since AS DATE)",
     )
-    n = con.execute(f"SELECT count(*) FROM ({early})").fetchone()[0]
-    if not n:
+    if not accounts:
         return
-    examples = con.execute(
-        f"SELECT account_id, since, arg_min(order_id, (d, order_id)), min(d) FROM ({early}) "
-        f"GROUP BY account_id, since, {ROW} ORDER BY {ROW}"
-    ).fetchall()
+    n = sum(r[4] for r in accounts)
     result.facts.update(
         orders_before_customer_since=n,
-        accounts_ordering_before_customer_since=len(examples),
-        ordering_before_customer_since_examples=[r[0] for r in examples[:MAX_EXAMPLES]],
+        accounts_ordering_before_customer_since=len(accounts),
+        ordering_before_customer_since_examples=[r[0] for r in accounts[:MAX_EXAMPLES]],
     )
     shown = "; ".join(
-        f"{a}: customer since {s}, order {o} on {d}" for a, s, o, d in examples[:MAX_EXAMPLES]
+        f"{a}: customer since {s}, {w} on {d}" for a, s, w, d, _ in accounts[:MAX_EXAMPLES]
     )
     result.notes.append(
-        f"orders: {_plural(n, 'order')} of {_plural(len(examples), 'account')} "
+        f"orders: {_plural(n, 'order')} of {_plural(len(accounts), 'account')} "
         f"{'is' if n == 1 else 'are'} dated before the account's customer_since (e.g. "
-        f"{shown}). The relationship is taken to "
-        "begin at customer_since (the account is trained on and scored from then on, tenure "
-        "counts from it) while the earlier orders still count in its features; if "
-        "customer_since is a later date than the first business (a CRM migration, a renewal), "
-        "leave it empty so that the first order dates the relationship"
+        f"{shown}). The relationship is taken to begin at customer_since (the account is "
+        "trained on and scored from then on, tenure counts from it) while the earlier orders "
+        "still count in its features; if customer_since is a later date than the first "
+        "business (a CRM migration, a renewal), leave it empty so that the first order dates "
+        "the relationship"
     )
 
 
