@@ -582,7 +582,14 @@ def _rules(
             "rows that are exact copies of an earlier row (exported twice)",
             f"d.copy_of < t.{ROW}",
             "remove the repeated rows: each is identical in every column to the row given as "
-            "copy_of (under validate.policy drop the first copy is kept, the others dropped)",
+            "copy_of (under validate.policy drop the first copy is kept, the others dropped)"
+            + (
+                ""
+                if spec.key
+                else "; rows that are really distinct (two links set up the same day) need a "
+                "column that tells them apart, such as an id (columns outside the contract count "
+                "here and are ignored otherwise)"
+            ),
             (*show(*([] if spec.key else spec.required_columns)), "d.copy_of"),
         )
     )

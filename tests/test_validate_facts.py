@@ -42,6 +42,7 @@ def test_exact_copies_fail_with_the_row_they_copy(tmp_path):
     assert "identical in every column" in orders.fix and "first copy is kept" in orders.fix
     links = next(p for p in result.problems if p.table == "links")
     assert links.examples[0]["link_type"] == "edi" and links.examples[0]["copy_of"] == "1"
+    assert "tells them apart" in links.fix and "tells them apart" not in orders.fix
     code, _, stderr = run_cli("validate", "--data", str(tmp_path / "raw"), "--out", "x")
     assert code == 2 and "- orders: rows that are exact copies of an earlier row" in stderr
 
