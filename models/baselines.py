@@ -60,25 +60,29 @@ class LogisticBaseline:
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """The churn probability of each row (none for no rows: scikit-learn refuses them)."""
         x = frame[list(self.features)].astype("float64")
-        return self.pipeline_.predict_proba(x)[:, 1]
+        return self.pipeline_.predict_proba(x)[:, 1] if len(x) else np.empty(0)
 
     def decision_function(self, frame: pd.DataFrame) -> np.ndarray:
         """The log-odds of each row."""
-        return self.pipeline_.decision_function(frame[list(self.features)].astype("float64"))
+        x = frame[list(self.features)].astype("float64")
+        return self.pipeline_.decision_function(x) if len(x) else np.empty(0)
 
     def contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
         """Each feature's exact contribution to the log-odds, and the bias (intercept).
 
         A column's contribution is coefficient x (scaled value - its training mean, 0 after
         scaling); a missing-value indicator's is added to its feature's. Each row of the
-        contributions adds up with the bias to `decision_function`.
+        contributions adds up with the bias to `decision_function`. Shape (rows, features).
         """
         imputer, scaler, lr = (self.pipeline_[i] for i in range(3))
         x = frame[list(self.features)].astype("float64")
+        n = len(self.features)
+        if not len(x):
+            return np.empty((0, n)), float(lr.intercept_[0])
         z = (imputer.transform(x) - scaler.mean_) / scaler.scale_
         terms = z * lr.coef_[0]
-        n = len(self.features)
         out = terms[:, :n].copy()
         if imputer.indicator_ is not None:
             # indicator columns follow the features, one for each feature missing in training

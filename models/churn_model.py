@@ -46,7 +46,10 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         return (1.0, None) if linear is None else (getattr(self, "blend_weight", 1.0), linear)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """The uncalibrated raw score (log-odds) for each row: LightGBM's, or the blend's."""
+        """The uncalibrated raw score (log-odds) for each row: LightGBM's, or the blend's.
+        Shape (rows,); no rows give an empty array (LightGBM and scikit-learn refuse them)."""
+        if not len(frame):
+            return np.empty(0)
         raw = np.asarray(self.estimator.predict_proba(self._x(frame), raw_score=True), float)
         w, linear = self.blend()
         if linear is None:

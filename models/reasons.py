@@ -99,7 +99,7 @@ def contributions(
             progress(len(part))
     values = np.vstack(parts) if parts else np.empty((0, len(cm.features) + 1))
     w, linear = cm.blend() if hasattr(cm, "blend") else (1.0, None)
-    if linear is not None and len(frame):  # no rows: nothing to blend (scikit-learn refuses)
+    if linear is not None:
         # A blend: w x TreeSHAP + (1 - w) x the linear model's exact contributions.
         lin, intercept = linear.contributions(frame)
         values = w * values + (1.0 - w) * np.column_stack([lin, np.full(len(lin), intercept)])

@@ -57,14 +57,11 @@ def _optional_params(path: Path | None) -> dict[str, Any]:
 
 
 def _date(value: str | None, option: str):
-    import pandas as pd
+    """A date given on the command line (pipeline.contract.parse_date), as its day: a time of
+    day, on the data's clock, counts from the start of that day."""
+    from pipeline.contract import parse_date
 
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value).normalize()
-    except ValueError as exc:
-        raise UserError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from exc
+    return None if value is None else parse_date(value, option).normalize()
 
 
 @app.callback()
@@ -140,7 +137,10 @@ def validate(
     ] = None,
     end_date: Annotated[
         str | None,
-        typer.Option(help="YYYY-MM-DD: no event after it [default: params validate.end_date]"),
+        typer.Option(
+            help="YYYY-MM-DD (or an ISO date-time): no event after it "
+            "[default: params validate.end_date]"
+        ),
     ] = None,
     report: Annotated[
         Path | None, typer.Option(help="also write the JSON report here, even when it fails")
@@ -192,7 +192,11 @@ def featurize(
     ] = Path("data/features"),
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="one cutoff YYYY-MM-DD; omit for the training frame"),
+        typer.Option(
+            "--as-of",
+            help="one cutoff, YYYY-MM-DD (an ISO date-time counts from its day, a time zone "
+            "converted to UTC); omit for the training frame",
+        ),
     ] = None,
     engine: EngineOpt = None,
     params_file: ParamsOpt = None,
@@ -217,7 +221,7 @@ def featurize(
     cutoff = _date(as_of, "--as-of")
     if cutoff is not None:
         check_table_suffix(out)
-        validated = load(data)
+        validated = load(data, params.get("validate"))
         from pipeline.score import check_as_of
 
         check_as_of(validated, cutoff)
@@ -227,7 +231,7 @@ def featurize(
             f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
         )
         return
-    validated = load(data)
+    validated = load(data, params.get("validate"))
     schedule = fz.schedule_for(
         pd.Timestamp(validated.data_start),
         fz.data_end(validated),
@@ -324,7 +328,11 @@ def score(
     ] = False,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="YYYY-MM-DD [default: the day after the data ends]"),
+        typer.Option(
+            "--as-of",
+            help="YYYY-MM-DD (an ISO date-time counts from its day, a time zone converted "
+            "to UTC) [default: the day after the data ends]",
+        ),
     ] = None,
     model: Annotated[
         str | None,
@@ -347,7 +355,13 @@ def score(
     action and status per account."""
     from models.drift import drift_warning
     from pipeline.io import check_table_suffix
-    from pipeline.score import Settings, load_scoring_model, read_account_list, run
+    from pipeline.score import (
+        Settings,
+        load_scoring_model,
+        read_account_list,
+        read_previous,
+        run,
+    )
     from pipeline.validate import load
 
     if (accounts is None) == (not all_active):
@@ -357,14 +371,12 @@ def score(
     settings = Settings.from_params(params.get("score") or {})
     if engine is not None:
         settings = dataclasses.replace(settings, engine=_engine(engine))
+    when = _date(as_of, "--as-of")
     listed = read_account_list(accounts) if accounts is not None else None
-    if previous is not None and not previous.is_file():
-        raise UserError(f"file not found: {previous}")
-    validated = load(data)
+    earlier = read_previous(previous) if previous is not None else None
+    validated = load(data, params.get("validate"))
     loaded, reference = load_scoring_model(params, model, validated)
-    meta = run(
-        validated, loaded, _date(as_of, "--as-of"), listed, settings, out, reference, previous
-    )
+    meta = run(validated, loaded, when, listed, settings, out, reference, earlier)
     if loaded.note:
         typer.echo(f"note: {loaded.note}", err=True)
     warning = drift_warning(meta["drift"])
@@ -374,7 +386,7 @@ def score(
         f"scored as of {meta['as_of']} with {meta['model_version']}: "
         + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
         + "; tiers: "
-        + ", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items())
+        + (", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items()) or "none")
         + f"; reasons for {meta['rows_with_reasons']} accounts -> {out}"
     )
 
@@ -420,7 +432,11 @@ def explain(
     data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="YYYY-MM-DD [default: the day after the data ends]"),
+        typer.Option(
+            "--as-of",
+            help="YYYY-MM-DD (an ISO date-time counts from its day, a time zone converted "
+            "to UTC) [default: the day after the data ends]",
+        ),
     ] = None,
     model: Annotated[
         str | None,
@@ -455,10 +471,11 @@ def explain(
     settings = Settings.from_params(params.get("score") or {})
     if every is not None and every < 1:
         raise UserError("--every must be at least 1 day")
-    validated = load(data)
+    asked = _date(as_of, "--as-of")
+    validated = load(data, params.get("validate"))
     every_days = every or _schedule_step(validated, params)
     loaded, reference = load_scoring_model(params, model, validated)
-    when = _date(as_of, "--as-of") or data_end(validated)
+    when = asked or data_end(validated)
     table, groups = ex.history(
         validated, loaded, account_id, when, settings, reference, cutoffs, every_days
     )

@@ -5,13 +5,26 @@ docs/data-contract.md describes every rule here and the message each breach gets
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import UserError
 
 # Logical column types and the DuckDB type each is cast to in the clean tables.
 SQL_TYPES = {"id": "VARCHAR", "str": "VARCHAR", "ts": "TIMESTAMP", "float": "DOUBLE"}
 
 # Dates in text: YYYY-MM-DD, optionally with a time (HH:MM, HH:MM:SS, fractions), space or T.
 DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+# Dates given from outside the tables (the command line, params, side files): the same forms,
+# with T or a space, and optionally a time zone (Z, +01:00, +0100, +01).
+ZONED_DATE_PATTERN = DATE_PATTERN + r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
+DATE_FORMS = (
+    "YYYY-MM-DD, or a date-time such as 2025-02-01T09:30, 2025-02-01 09:30:00 or "
+    "2025-02-01T09:30:00+01:00 (Z for UTC)"
+)
 # Text that looks like a date in some other layout (05/01/2023, 2023/01/05, 5.1.23, 20230105).
 OTHER_DATE_PATTERN = r"[0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}.*|[0-9]{8}"
 # Dates outside this range are placeholders (0001-01-01, 9999-12-31) or typos, not events.
@@ -220,3 +233,31 @@ DATE_ORDERS = (
         "check the two dates; leave end_date empty for a link that is still active",
     ),
 )
+
+
+def parse_date(value: Any, what: str) -> pd.Timestamp:
+    """A date or date-time given from outside the tables, on the data's clock.
+
+    Accepts the unambiguous ISO 8601 extended forms only (`DATE_FORMS`): a date, or a
+    date-time with `T` or a space, with or without seconds, fractions and a time zone. A time
+    zone converts the time to UTC, the clock validate reads the tables on (their times carry
+    no zone; zoned Parquet times are converted to UTC); the result carries no zone. Other
+    spellings (01.02.2025, 02/01/2025, 20250201) are ambiguous or not ISO: UserError (exit 2)
+    naming `what` and the forms expected. Dates already parsed (datetime, date, Timestamp,
+    as YAML gives them) pass through the same conversion.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(ZONED_DATE_PATTERN, text):
+            raise UserError(f"{what} {value!r} is not a date; use {DATE_FORMS}")
+    elif not hasattr(value, "year"):
+        raise UserError(f"{what} {value!r} is not a date; use {DATE_FORMS}")
+    else:
+        text = value
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, OverflowError) as exc:
+        raise UserError(f"{what} {value!r} is not a real date; use {DATE_FORMS}") from exc
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp

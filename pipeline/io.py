@@ -1,6 +1,13 @@
-"""File I/O: every output is written to a temporary name and renamed into place.
+"""File I/O: every output is written to a temporary name and renamed into place; every CSV
+file is read one way.
 
-A process killed mid-write leaves the previous output where it was, plus at most a hidden
+Reading: `read_csv_table` is the one CSV reader of the product (the input tables in validate,
+account lists and previous score files in score): DuckDB's `read_csv` with every cell as text,
+the delimiter sniffed (`,` `;` tab `|`), UTF-8 (a BOM is fine) else UTF-16 by its BOM else
+Latin-1, lines that cannot be read collected rather than skipped in silence. Numbers are read
+as validate reads them (`numbers`): a dot as the decimal mark, no thousands separators.
+
+Writing: a process killed mid-write leaves the previous output where it was, plus at most a hidden
 `.NAME.<pid>.<random>.tmp` beside it; the next write to the same target removes temporaries
 whose process is gone. Text written to CSV that a spreadsheet would run as a formula is
 neutralised with a leading apostrophe.
@@ -9,7 +16,6 @@ neutralised with a leading apostrophe.
 from __future__ import annotations
 
 import contextlib
-import csv
 import ctypes
 import errno
 import json
@@ -23,8 +29,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import numpy as np
 import pandas as pd
 
+from pipeline.contract import NULL_TOKENS
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -199,39 +208,118 @@ def write_table(frame: pd.DataFrame, target: Path) -> None:
             frame.to_parquet(tmp, index=False)
 
 
-def _sniff_delimiter(path: Path, encoding: str) -> str:
-    with path.open(encoding=encoding, newline="") as fh:
-        sample = fh.read(65536)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV (cells as text; UTF-8 or Latin-1, delimiter sniffed) or Parquet file."""
+NUMBER_FIX = (
+    "use plain numbers with a dot as decimal separator, no units or thousands separators; "
+    "leave the cell empty when unknown"
+)
+BAD_LINES_FIX = (
+    "give every line as many fields as the header; put quotes around values that hold the "
+    "delimiter, a quote or a line break"
+)
+
+
+def read_csv_table(
+    con: duckdb.DuckDBPyConnection, path: Path, name: str
+) -> tuple[str, int, list[tuple[int, str, str]]]:
+    """Read the CSV file `path` into the temp table `src_<name>`, every cell as text.
+
+    The delimiter is sniffed by DuckDB; the encoding is UTF-16 when the file starts with its
+    byte-order mark, else UTF-8, and Latin-1 when UTF-8 fails. Returns the encoding used, the
+    number of rows read and the lines that cannot be read (line number, kinds of error, text),
+    which are left out of the table. Raises duckdb.Error and OSError as they come.
+    """
+    with Path(path).open("rb") as fh:
+        head = fh.read(2)
+    encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    while True:
+        rows = con.execute(
+            f"CREATE OR REPLACE TEMP TABLE src_{name} AS SELECT * FROM read_csv("
+            f"{_lit(str(path))}, all_varchar=true, header=true, store_rejects=true, "
+            f"rejects_table='rej_{name}', rejects_scan='rejscan_{name}', "
+            f"encoding={_lit(encoding)})"
+        ).fetchone()[0]
+        lines = con.execute(
+            "SELECT line, string_agg(DISTINCT lower(error_type), ', ' ORDER BY "
+            f"lower(error_type)), any_value(csv_line) FROM rej_{name} GROUP BY line "
+            "ORDER BY line"
+        ).fetchall()
+        if encoding == "utf-8" and any("invalid encoding" in kind for _, kind, _ in lines):
+            encoding = "latin-1"
+            con.execute(f"DROP TABLE rej_{name}")
+            con.execute(f"DROP TABLE rejscan_{name}")
+            continue
+        return encoding, rows, lines
+
+
+def read_table(path: Path, what: str = "file") -> pd.DataFrame:
+    """Read a side file (CSV by `read_csv_table`, or Parquet) into a frame; CSV cells as text.
+
+    `what` names the file in messages ("account list"). Raises UserError (exit 2) when the
+    file is missing, empty or unreadable, or has lines that cannot be read (each named).
+    """
     path = Path(path)
     suffix = check_table_suffix(path)
     if not path.is_file():
-        raise UserError(f"file not found: {path}")
+        raise UserError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty: the {what} needs a header row")
+    con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")
         if suffix == ".parquet":
-            return pd.read_parquet(path)
-        for encoding in ("utf-8-sig", "latin-1"):
-            try:
-                return pd.read_csv(
-                    path,
-                    sep=_sniff_delimiter(path, encoding),
-                    dtype=str,
-                    keep_default_na=False,
-                    na_values=[""],
-                    encoding=encoding,
-                )
-            except UnicodeDecodeError:
-                continue
-    except pd.errors.EmptyDataError as exc:
-        raise UserError(f"{path} is empty: it needs a header row") from exc
-    except (pd.errors.ParserError, csv.Error, ValueError, OSError) as exc:
+            return con.execute(f"SELECT * FROM read_parquet({_lit(str(path))})").df()
+        _, _, lines = read_csv_table(con, path, "side")
+        if lines:
+            shown = "; ".join(f"line {n} ({kind}): {(t or '')[:80]!r}" for n, kind, t in lines[:3])
+            raise UserError(
+                f"{path}: {len(lines)} line(s) of the {what} cannot be read ({shown}); "
+                + BAD_LINES_FIX
+            )
+        return con.execute("SELECT * FROM src_side").df()  # insertion order is kept
+    except (duckdb.Error, OSError, UnicodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read {path}: {first}") from exc
-    raise UserError(f"cannot read {path}: not UTF-8 or Latin-1 text")  # pragma: no cover
+        raise UserError(f"cannot read the {what} {path}: {first[:300]}") from exc
+    finally:
+        con.close()
+
+
+def numbers(frame: pd.DataFrame, column: str, path: Path, what: str = "file") -> pd.Series:
+    """`frame[column]` as float64, read as validate reads numbers (text trimmed; empty and
+    null words such as NA are missing; a dot as the decimal mark; no infinities).
+
+    Raises UserError naming the file, the column and example rows when any other cell
+    cannot be read as a number (a decimal comma, a unit, a thousands separator).
+    """
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        out = pd.to_numeric(values, errors="coerce").astype("float64")
+        return out.where(np.isfinite(out))
+    text = values.astype("string").str.strip(" \t\r\n")
+    text = text.mask(text.eq("") | text.str.lower().isin(NULL_TOKENS))
+    con = duckdb.connect()
+    try:
+        con.register("cells", pd.DataFrame({"t": text.astype(object)}))
+        parsed = (
+            con.execute(
+                "SELECT CASE WHEN isfinite(TRY_CAST(t AS DOUBLE)) THEN TRY_CAST(t AS DOUBLE) END "
+                "FROM cells"
+            )
+            .df()
+            .iloc[:, 0]
+        )
+    finally:
+        con.close()
+    out = pd.Series(parsed.to_numpy(dtype="float64"), index=frame.index, name=column)
+    bad = text.notna().to_numpy() & out.isna().to_numpy()
+    if bad.any():
+        at = np.flatnonzero(bad)[:5]
+        rows = [f"row {i + 1}: {v!r}" for i, v in zip(at, text.to_numpy()[at], strict=True)]
+        raise UserError(
+            f"{path}: column {column} of the {what} has {int(bad.sum())} value(s) that are not "
+            f"numbers ({', '.join(rows)}); {NUMBER_FIX}"
+        )
+    return out

@@ -27,9 +27,10 @@ from features import FeatureConfig
 from models.drift import Reference, drift_report
 from models.reasons import contributions, reasons
 from models.tracking import LoadedModel
+from pipeline.contract import parse_date
 from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at
-from pipeline.io import atomic_files, check_table_suffix, neutralise, read_table
+from pipeline.io import atomic_files, check_table_suffix, neutralise, numbers, read_table
 from pipeline.validate import Validated
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,20 @@ def tier_bounds(population: pd.Series, settings: Settings) -> dict[str, float]:
     return bounds
 
 
+def _id_text(ids: pd.Series) -> pd.Series:
+    """Account ids as validate keeps them: text, trimmed; blank is missing (a Parquet list's
+    whole-number ids as integers, 7.0 as "7")."""
+    if pd.api.types.is_float_dtype(ids) and ids.dropna().eq(ids.dropna().round()).all():
+        ids = ids.astype("Int64")
+    text = ids.astype("string").str.strip(" \t\r\n").fillna("")
+    return text.astype(object).where(text.ne(""), None)
+
+
 def read_account_list(path: Path) -> pd.DataFrame:
-    """A customer list file with an account_id column (other columns pass through)."""
-    frame = read_table(path)
+    """A customer list file with an account_id column (other columns pass through), read by
+    the product's one CSV reader (pipeline.io.read_table). Raises UserError (exit 2) when it
+    cannot be read, lacks account_id, names a column twice or has no rows."""
+    frame = read_table(path, "account list")
     frame.columns = [str(c).replace("\ufeff", "").strip() for c in frame.columns]
     if "account_id" not in frame.columns:
         raise UserError(
@@ -148,6 +160,11 @@ def read_account_list(path: Path) -> pd.DataFrame:
     if frame.columns.duplicated().any():
         dup = sorted(set(frame.columns[frame.columns.duplicated()]))
         raise UserError(f"{path}: columns named more than once: {', '.join(dup)}; rename them")
+    if not len(frame):
+        raise UserError(
+            f"{path}: the account list has no rows, so there is nothing to score; list one "
+            "account_id per row (or score every active account with --all-active)"
+        )
     renames = {}
     for column in frame.columns:
         if column in COLUMNS and column != "account_id":
@@ -161,26 +178,53 @@ def read_account_list(path: Path) -> pd.DataFrame:
             ", ".join(f"{a} -> {b}" for a, b in renames.items()),
         )
         frame = frame.rename(columns=renames)
-    ids = frame["account_id"]
-    frame["account_id"] = ids.where(ids.isna(), ids.astype(str).str.strip())
+    frame["account_id"] = _id_text(frame["account_id"])
     return frame
 
 
-def read_previous(path: Path) -> pd.Series:
-    """p_churn by account_id from an earlier score file (its scored rows)."""
-    frame = read_table(path)
+@dataclass(frozen=True)
+class Previous:
+    """An earlier score file: p_churn by account_id (its scored rows) and its as-of date."""
+
+    path: Path
+    p_churn: pd.Series
+    as_of: pd.Timestamp | None
+
+
+def read_previous(path: Path) -> Previous:
+    """p_churn by account_id from an earlier score file (its scored rows), read by the one
+    CSV reader; p_churn read as validate reads numbers, as_of as a date (parse_date).
+
+    Raises UserError (exit 2) naming the file and column when a column is missing, a p_churn
+    is not a number or outside 0..1, or an as_of is not an ISO date.
+    """
+    what = "previous score file"
+    frame = read_table(path, what)
     missing = [c for c in ("account_id", "p_churn") if c not in frame.columns]
     if missing:
         raise UserError(
             f"{path}: a previous score file needs account_id and p_churn columns; "
             f"it lacks {', '.join(missing)}"
         )
-    p = pd.to_numeric(frame["p_churn"], errors="coerce")
-    keep = p.notna() & frame["account_id"].notna()
+    p = numbers(frame, "p_churn", path, what)
+    outside = p.notna() & ~p.between(0, 1)
+    if outside.any():
+        rows = ", ".join(f"row {i + 1}: {v}" for i, v in p[outside].head(5).items())
+        raise UserError(
+            f"{path}: column p_churn of the {what} has {int(outside.sum())} value(s) outside "
+            f"0..1 ({rows}); give the probabilities a score file wrote"
+        )
+    ids = _id_text(frame["account_id"])
+    keep = p.notna() & ids.notna()
     if "status" in frame.columns:
-        keep &= frame["status"].astype(str).eq(SCORED)
-    ids = frame.loc[keep, "account_id"].astype(str).str.strip()
-    return pd.Series(p[keep].to_numpy(), index=ids).groupby(level=0).first()
+        keep &= frame["status"].astype("string").str.strip().eq(SCORED).fillna(False)
+    as_of = None
+    if "as_of" in frame.columns:
+        dates = {d for d in frame.loc[keep, "as_of"].dropna().astype(str).str.strip() if d}
+        parsed = [parse_date(d, f"{path}: as_of") for d in sorted(dates)]
+        as_of = max(parsed).normalize() if parsed else None
+    series = pd.Series(p[keep].to_numpy(), index=ids[keep].to_numpy())
+    return Previous(Path(path), series.groupby(level=0).first(), as_of)
 
 
 def _status_of_unscored(validated: Validated, ids: pd.Series, as_of: pd.Timestamp) -> pd.Series:
@@ -367,11 +411,24 @@ def previous_scores(
     model: LoadedModel,
     as_of: pd.Timestamp,
     settings: Settings,
-    previous_file: Path | None,
+    previous: Previous | None,
 ) -> tuple[pd.Series | None, dict[str, Any]]:
-    """The account's previous p_churn: from a file, else the same model `change_days` earlier."""
-    if previous_file is not None:
-        return read_previous(previous_file), {"source": str(previous_file)}
+    """The account's previous p_churn: from a score file read by `read_previous`, else the same
+    model's `change_days` earlier.
+
+    Raises UserError when the file's as_of is not before `as_of` (a change needs an earlier
+    score).
+    """
+    if previous is not None:
+        if previous.as_of is not None and previous.as_of >= as_of:
+            raise UserError(
+                f"{previous.path}: the previous score file is as of {previous.as_of.date()}, "
+                f"not before --as-of {as_of.date()}; give an earlier score file"
+            )
+        facts = {"source": str(previous.path), "rows": len(previous.p_churn)}
+        if previous.as_of is not None:
+            facts["as_of"] = previous.as_of.date().isoformat()
+        return previous.p_churn, facts
     before = as_of - pd.Timedelta(days=settings.change_days)
     if settings.change_days <= 0 or before <= pd.Timestamp(validated.data_start):
         return None, {"source": None, "note": "no earlier date within the data"}
@@ -387,17 +444,27 @@ def score(
     accounts: pd.DataFrame | None,
     settings: Settings,
     reference: Reference | None = None,
-    previous_file: Path | None = None,
+    previous: Previous | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date."""
+    """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date.
+
+    Every listed row comes back, with a status saying why it has no score where it has none.
+    Raises UserError when `accounts` is None and no account is active at `as_of`.
+    """
     check_as_of(validated, as_of)
     feats = model_features(validated, model, as_of, settings.engine)
+    if accounts is None and not len(feats):
+        raise UserError(
+            f"no account is active as of {as_of.date()} (every account has churned, stopped "
+            "ordering or not begun by then), so there is nothing to score; pick another "
+            "--as-of within the data"
+        )
     only = None if accounts is None else feats["account_id"].isin(set(accounts["account_id"]))
     scored, facts = score_features(model, feats, settings, reference, only=only)
-    previous, facts["previous"] = previous_scores(validated, model, as_of, settings, previous_file)
+    earlier, facts["previous"] = previous_scores(validated, model, as_of, settings, previous)
     scored["p_churn_change"] = (
-        (scored["p_churn"] - scored["account_id"].map(previous)).round(6)
-        if previous is not None
+        (scored["p_churn"] - scored["account_id"].map(earlier)).round(6)
+        if earlier is not None
         else np.nan
     )
     scored = scored.drop(columns="risk_tier")
@@ -407,16 +474,18 @@ def score(
         out = out.sort_values(["p_churn", "account_id"], ascending=[False, True], kind="stable")
     else:
         out = accounts.copy()
-        dup = out["account_id"].duplicated()
+        missing = out["account_id"].isna().to_numpy()
+        dup = out["account_id"].duplicated().to_numpy() & ~missing
         out = out.merge(scored, on="account_id", how="left")
         out["status"] = np.where(out["p_churn"].notna(), SCORED, None)
-        unscored = out["status"].isna()
+        unscored = out["status"].isna() & ~missing
         out.loc[unscored, "status"] = _status_of_unscored(
             validated, out.loc[unscored, "account_id"], as_of
         )
         cleared = ["p_churn", "p_churn_change", *REASON_COLUMNS, "reason_groups", "action"]
-        out.loc[dup.to_numpy(), cleared] = np.nan
-        out.loc[dup.to_numpy(), "status"] = "duplicate"
+        out.loc[dup, cleared] = np.nan
+        out.loc[dup, "status"] = "duplicate"
+        out.loc[missing, "status"] = "no_account_id"
     out["as_of"] = as_of.date().isoformat()
     out["risk_tier"] = risk_tier(out["p_churn"], facts["tier_bounds"])
     out["model_version"] = model.version
@@ -438,7 +507,7 @@ def run(
     settings: Settings | Mapping[str, float],
     out: Path,
     reference: Reference | None = None,
-    previous_file: Path | None = None,
+    previous: Previous | None = None,
 ) -> dict[str, Any]:
     """Score and write the file plus its metadata (model, data range, counts, drift).
 
@@ -449,7 +518,7 @@ def run(
     as_of = as_of or data_end(validated)
     suffix = check_table_suffix(out)
     started = time.perf_counter()
-    scores, facts = score(validated, model, as_of, accounts, settings, reference, previous_file)
+    scores, facts = score(validated, model, as_of, accounts, settings, reference, previous)
     meta = {
         "as_of": as_of.date().isoformat(),
         "model_version": model.version,

@@ -39,9 +39,17 @@ from pipeline.contract import (
     POLICIES,
     TABLES,
     TableSpec,
+    parse_date,
 )
 from pipeline.errors import DataError, UserError
-from pipeline.io import atomic_dir, write_json, write_table
+from pipeline.io import (
+    BAD_LINES_FIX,
+    NUMBER_FIX,
+    atomic_dir,
+    read_csv_table,
+    write_json,
+    write_table,
+)
 from pipeline.lineage import recorded_source, source_of
 
 log = logging.getLogger(__name__)
@@ -234,61 +242,45 @@ def _normal(header: str) -> str:
     return header.replace("\ufeff", "").strip(_BLANKS).lower()
 
 
-def _create_source(
-    con: duckdb.DuckDBPyConnection, src: _Source, source: str, parquet: bool = False
-) -> None:
-    """src_<table>: a CSV file read once into a temp table (its rowid keeps the file's order),
-    or a view on a Parquet file (read where used, with its file row number)."""
-    table = f"src_{src.spec.name}"
-    if parquet:
-        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        if "file_row_number" not in {str(d[0]).lower() for d in described}:
-            numbered = f"{source[:-1]}, file_row_number=true)"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {numbered}")
-            src.headers = [str(d[0]) for d in described]
-            src.types = [str(d[1]) for d in described]
-            src.names, src.row = list(src.headers), "file_row_number + 1"
-            src.rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            return
-    created = con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}")
-    src.rows = created.fetchone()[0]
+def _describe_source(con: duckdb.DuckDBPyConnection, src: _Source, table: str) -> None:
+    """Headers and types of src_<table>; a column called rowid is renamed (it would hide
+    the row number)."""
     description = con.execute(f"SELECT * FROM {table} LIMIT 0").description
     src.headers = [str(d[0]) for d in description]
     src.types = [str(d[1]) for d in description]
     src.names = list(src.headers)
     for i, header in enumerate(src.headers):
-        if header.lower() == "rowid":  # would hide the row number
+        if header.lower() == "rowid":
             src.names[i] = f"{header} (column)"
             con.execute(f"ALTER TABLE {table} RENAME COLUMN {_q(header)} TO {_q(src.names[i])}")
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    """src_<table>: a view on a Parquet file (read where used, with its file row number), or
+    a temp table when the file has a column of that name."""
+    table, source = f"src_{src.spec.name}", f"read_parquet({_lit(str(src.path))})"
+    described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    if "file_row_number" not in {str(d[0]).lower() for d in described}:
+        numbered = f"{source[:-1]}, file_row_number=true)"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {numbered}")
+        src.headers = [str(d[0]) for d in described]
+        src.types = [str(d[1]) for d in described]
+        src.names, src.row = list(src.headers), "file_row_number + 1"
+        src.rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return
+    created = con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}")
+    src.rows = created.fetchone()[0]
+    _describe_source(con, src, table)
 
 
 def _read_csv(
     con: duckdb.DuckDBPyConnection, src: _Source, problems: list[Problem], notes: list[str]
 ) -> None:
-    """Read a CSV file: UTF-8 (a BOM is fine), else UTF-16 by its BOM, else Latin-1."""
+    """Read a CSV file into src_<table> with the product's one CSV reader (pipeline.io); its
+    rowid keeps the file's order."""
     table = src.spec.name
-    with src.path.open("rb") as fh:
-        head = fh.read(2)
-    src.encoding = "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
-    while True:
-        _create_source(
-            con,
-            src,
-            f"read_csv({_lit(str(src.path))}, all_varchar=true, header=true, "
-            f"store_rejects=true, rejects_table='rej_{table}', "
-            f"rejects_scan='rejscan_{table}', encoding={_lit(src.encoding)})",
-        )
-        lines = con.execute(
-            "SELECT line, string_agg(DISTINCT lower(error_type), ', ' ORDER BY "
-            f"lower(error_type)), any_value(csv_line) FROM rej_{table} GROUP BY line "
-            "ORDER BY line"
-        ).fetchall()
-        if src.encoding == "utf-8" and any("invalid encoding" in kind for _, kind, _ in lines):
-            src.encoding = "latin-1"
-            con.execute(f"DROP TABLE rej_{table}")
-            con.execute(f"DROP TABLE rejscan_{table}")
-            continue
-        break
+    src.encoding, src.rows, lines = read_csv_table(con, src.path, table)
+    _describe_source(con, src, f"src_{table}")
     if src.encoding != "utf-8":
         notes.append(
             f"{table}: {src.path.name} is not UTF-8; read it as {src.encoding} "
@@ -302,8 +294,7 @@ def _read_csv(
                 None,
                 f"lines of {src.path.name} that cannot be read",
                 len(lines),
-                "give every line as many fields as the header; put quotes around values "
-                "that hold the delimiter, a quote or a line break",
+                BAD_LINES_FIX,
                 [
                     {"line": str(n), "error": kind, "text": (text or "")[:200]}
                     for n, kind, text in lines[:MAX_EXAMPLES]
@@ -332,7 +323,7 @@ def _read(
         if path.suffix.lower() == ".csv":
             _read_csv(con, src, problems, notes)
         else:
-            _create_source(con, src, f"read_parquet({_lit(str(path))})", parquet=True)
+            _read_parquet(con, src)
     except (duckdb.Error, OSError, UnicodeError) as exc:
         problems.append(
             Problem(
@@ -559,8 +550,7 @@ def _rules(
                     name,
                     "values that are not numbers",
                     f"{txt} IS NOT NULL AND {val} IS NULL",
-                    "use plain numbers with a dot as decimal separator, no units or thousands "
-                    "separators; leave the cell empty when unknown",
+                    NUMBER_FIX,
                     show(name),
                 )
             )
@@ -885,19 +875,11 @@ def _parse_gap_days(gap_days: Any) -> int | None:
 
 
 def _parse_end_date(end_date: Any) -> dt.date | None:
-    """validate.end_date as a date (YAML gives a date, the command line text), or None."""
+    """validate.end_date as a date (pipeline.contract.parse_date: YAML gives a date, the
+    command line text), or None."""
     if end_date is None or end_date == "":
         return None
-    if isinstance(end_date, dt.datetime):
-        return end_date.date()
-    if isinstance(end_date, dt.date):
-        return end_date
-    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", str(end_date).strip()):
-        raise UserError(f"validate.end_date {end_date!r} is not a date; use YYYY-MM-DD or null")
-    try:
-        return dt.date.fromisoformat(str(end_date).strip())
-    except ValueError as exc:
-        raise UserError(f"validate.end_date {end_date!r} is not a real date") from exc
+    return parse_date(end_date, "validate.end_date").date()
 
 
 def _locate(
@@ -1347,14 +1329,32 @@ def _open_clean(data_dir: Path) -> Validated | None:
     )
 
 
-def load(data_dir: Path) -> Validated:
+def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
     """Clean views of `data_dir`: a folder `churn validate` wrote opens as is; any other is
-    checked first, raising a DataError that names every problem."""
+    checked first with `settings` (the `validate` section of params.yaml: policy, end_date,
+    vocabulary), as the validate stage checks it, raising a DataError that names every
+    problem. Rows dropped under the drop policy are counted in a warning."""
     opened = _open_clean(data_dir)
     if opened is not None:
         return opened
-    result = check(data_dir)
+    settings = settings or {}
+    result = check(
+        data_dir,
+        policy=settings.get("policy") or "fail",
+        end_date=settings.get("end_date"),
+        vocabulary=settings.get("vocabulary"),
+    )
     result.raise_if_failed()
+    if result.dropped:
+        log.warning(
+            "%s: dropped %d rows with problems (%s), as validate.policy drop says; "
+            "churn validate --data %s lists them in %s",
+            data_dir,
+            sum(result.dropped.values()),
+            ", ".join(f"{t} {n}" for t, n in result.dropped.items()),
+            data_dir,
+            REJECTS_NAME,
+        )
     return result
 
 
