@@ -1332,7 +1332,7 @@ def _open_clean(data_dir: Path) -> Validated | None:
 def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
     """Clean views of `data_dir`: a folder `churn validate` wrote opens as is; any other is
     checked first with `settings` (the `validate` section of params.yaml: policy, end_date,
-    vocabulary), as the validate stage checks it, raising a DataError that names every
+    vocabulary, gap_days), as the validate stage checks it, raising a DataError that names every
     problem. Rows dropped under the drop policy are counted in a warning."""
     opened = _open_clean(data_dir)
     if opened is not None:
@@ -1343,6 +1343,7 @@ def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
         policy=settings.get("policy") or "fail",
         end_date=settings.get("end_date"),
         vocabulary=settings.get("vocabulary"),
+        gap_days=settings.get("gap_days", LATE_GAP_DAYS),
     )
     result.raise_if_failed()
     if result.dropped:
