@@ -153,6 +153,7 @@ class Validated:
     mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # vocabulary -> 'other'
     facts: dict[str, Any] = field(default_factory=dict)  # counts behind the data notes
     source: str | None = None  # the input folder, as pipeline.lineage.source_of records it
+    latest_event: dt.date | None = None  # the last day with an event date, rows dropped or not
     sources: dict[str, _Source] = field(default_factory=dict, repr=False)
 
     @property
@@ -820,19 +821,11 @@ def parse_vocabulary(vocabulary: Any) -> dict[str, dict[str, str]]:
     return out
 
 
-def _late_dates(
-    con: duckdb.DuckDBPyConnection, sources: dict[str, _Source], gap_days: int
-) -> _Late | None:
-    """The late tail of the timeline of every event date (contract columns marked `event`,
-    plausible values), or None.
-
-    From the latest gap of more than `gap_days` days without any event backwards: the events
-    after a gap are a late tail when they are at most LATE_SHARE of those before it, or, when
-    the gap is longer than the whole history before it, fewer than those. Each tail found is
-    cut off and the next gap judged against what is left, until one is not a tail; so the
-    rows kept pass the same rule again. Dense data never has such a gap; sparse data (a
-    handful of rows) needs the second arm's contrast to be judged late.
-    """
+def _event_days(
+    con: duckdb.DuckDBPyConnection, sources: dict[str, _Source]
+) -> list[tuple[dt.date, int]]:
+    """The timeline: every day with an event date (contract columns marked `event`, values in
+    the plausible range) in any table, and how many there are, in order."""
     lo, hi = PLAUSIBLE_DATES
     parts = [
         f"SELECT CAST({_q(c.name)} AS DATE) AS d FROM typed_{name} "
@@ -842,10 +835,22 @@ def _late_dates(
         if c.event and c.name in src.usable
     ]
     if not parts:
-        return None
-    days = con.execute(
+        return []
+    return con.execute(
         f"SELECT d, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY d ORDER BY d"
     ).fetchall()
+
+
+def _late_tail(days: list[tuple[dt.date, int]], gap_days: int) -> _Late | None:
+    """Where the timeline `days` ends in a late tail, or None.
+
+    From the latest gap of more than `gap_days` days without any event backwards: the events
+    after a gap are a late tail when they are at most LATE_SHARE of those before it, or, when
+    the gap is longer than the whole history before it, fewer than those. Each tail found is
+    cut off and the next gap judged against what is left, until one is not a tail; so the
+    rows kept pass the same rule again. Dense data never has such a gap; sparse data (a
+    handful of rows) needs the second arm's contrast to be judged late.
+    """
     before, total = [], 0  # before[i]: event dates on days before days[i]
     for _, n in days:
         before.append(total)
@@ -968,7 +973,7 @@ def check(
     `vocabulary` maps a company's own values of a vocabulary column onto ours, per
     "table.column" (validate.vocabulary in params.yaml). Without an `end_date`, event dates
     after a stretch of more than `gap_days` days without any event, and few beside the events
-    before it, are problems (validate.gap_days; None: no such check): see `_late_dates`.
+    before it, are problems (validate.gap_days; None: no such check): see `_late_tail`.
     """
     data_dir = Path(data_dir)
     if policy not in POLICIES:
@@ -1014,7 +1019,9 @@ def check(
     has_accounts = accounts is not None and "account_id" in accounts.usable
     for name, src in sources.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
-    late = None if end is not None or gap_days is None else _late_dates(con, sources, gap_days)
+    days = _event_days(con, sources) if end is None else []
+    late = _late_tail(days, gap_days) if gap_days is not None else None
+    result.latest_event = days[-1][0] if days else None
     for name, src in sources.items():
         if name == "churn" and has_accounts:
             _relationship_began(con, sources, policy == "drop")
@@ -1180,14 +1187,15 @@ def _after_churn(result: Validated) -> None:
         f"{_ACTIVITY[t][1]} AS what FROM clean_{t} e"
         for t in tables
     )
-    after = (
-        f"SELECT e.*, c.{ROW}, CAST(c.churned_at AS DATE) AS anchor FROM ({events}) e "
-        f"JOIN ({churn}) c USING (account_id) WHERE e.d > CAST(c.churned_at AS DATE)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE after_churn AS SELECT e.*, c.{ROW}, "
+        f"CAST(c.churned_at AS DATE) AS anchor FROM ({events}) e JOIN ({churn}) c "
+        "USING (account_id) WHERE e.d > CAST(c.churned_at AS DATE)"
     )
-    accounts = _by_account(con, after)
+    accounts = _by_account(con, "SELECT * FROM after_churn")
     if not accounts:
         return
-    per_table = dict(con.execute(f"SELECT t, count(*) FROM ({after}) GROUP BY t").fetchall())
+    per_table = dict(con.execute("SELECT t, count(*) FROM after_churn GROUP BY t").fetchall())
     counts = {t: per_table.get(t, 0) for t in tables}
     result.facts.update(
         events_after_churn=counts,
@@ -1252,9 +1260,9 @@ def _after_today(result: Validated, today: dt.date | None = None) -> None:
     problem from it would make the same input fail today and pass later (and a simulated
     world may be set in the future), so it is a note; validate.end_date makes it a problem.
     """
-    if result.end_date is not None:
-        return
     today = today or dt.date.today()
+    if result.end_date is not None or result.latest_event is None or result.latest_event <= today:
+        return
     day = f"DATE {_lit(today.isoformat())}"
     parts = [
         f"SELECT {_lit(f'{t}.{c.name}')} AS col, {ROW}, "
