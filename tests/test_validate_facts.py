@@ -296,3 +296,26 @@ def test_event_dates_after_today_are_a_note_unless_an_end_date_is_set(world_dir)
     bounded = check(world_dir, end_date="2023-12-31")
     _after_today(bounded, today=dt.date(2023, 3, 1))
     assert "event_dates_after_today" not in bounded.facts
+
+
+def test_the_late_tail_rule_on_hand_made_timelines():
+    """Each arm at its boundary: 1% of the events before the gap; fewer than them when the gap
+    is longer than the history before it; a gap of exactly gap_days is no gap."""
+    import datetime as dt
+
+    from pipeline.validate import _Late, _late_tail
+
+    def timeline(bulk: int, gap: int, tail: int) -> list[tuple[dt.date, int]]:
+        start = dt.date(2023, 1, 1)
+        days = [(start + dt.timedelta(days=i), 1) for i in range(bulk)]
+        return [*days, (days[-1][0] + dt.timedelta(days=gap), tail)]
+
+    last = dt.date(2023, 1, 1) + dt.timedelta(days=999)
+    assert _late_tail(timeline(1000, 200, 10), 180) == _Late(
+        last + dt.timedelta(days=200), 200, last
+    )
+    assert _late_tail(timeline(1000, 200, 11), 180) is None  # 11 > 1% of 1000
+    assert _late_tail(timeline(5, 181, 4), 180) is not None  # 181 days > the 4 before: 4 < 5
+    assert _late_tail(timeline(5, 181, 5), 180) is None  # not fewer
+    assert _late_tail(timeline(1000, 180, 1), 180) is None  # not more than gap_days
+    assert _late_tail([], 180) is None and _late_tail(timeline(1, 1, 1), 180) is None
