@@ -149,6 +149,7 @@ def validate(
 ) -> None:
     """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
     from features.catalog import left_out
+    from pipeline.contract import LATE_GAP_DAYS
     from pipeline.io import write_json
     from pipeline.validate import REJECTS_NAME, check, write_clean
 
@@ -159,6 +160,7 @@ def validate(
         policy=policy or settings.get("policy", "fail"),
         end_date=end_date if end_date is not None else settings.get("end_date"),
         vocabulary=settings.get("vocabulary"),
+        gap_days=settings.get("gap_days", LATE_GAP_DAYS),
     )
     if report is not None:
         write_json(result.report(), report)

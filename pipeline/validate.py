@@ -5,7 +5,11 @@ one pass and reported together (docs/data-contract.md lists the rules, messages 
 Under the `fail` policy any problem means nothing is written (the CLI exits with code 2); under
 `drop` the rows with problems are left out of the clean tables and written, with the reasons,
 to rejects.csv beside them. Problems with a whole file or column (missing, unreadable, of the
-wrong type, empty) fail under both policies: no choice of rows would fix them.
+wrong type, empty) fail under both policies: no choice of rows would fix them. A row exported
+twice is a problem of its own: `drop` keeps its first copy. Facts that one table states and
+another contradicts are problems where the data cannot be right (unknown accounts, churn before
+the relationship began, event dates far after the rest of the data) and, in a passing run,
+notes where it can (events after churn, orders before customer_since, dates after today).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pipeline.contract import (
     DATE_PATTERN,
     EVENT_TIME,
     KIND_WORDS,
+    LATE_GAP_DAYS,
+    LATE_SHARE,
     NULL_TOKENS,
     OTHER_DATE_PATTERN,
     PARQUET_TYPES,
@@ -54,6 +60,11 @@ REJECTS_NAME = "rejects.csv"
 ROW = "_row"  # 1-based position of the row among the rows read (the header is not a row)
 _BLANKS = " \t\r\n"
 _REEXPORT = "export the table again as a CSV file (UTF-8, header row) or as Parquet"
+# Said first in a table's "duplicate ids" fix, where an id repeated means more than a copy.
+_DUPLICATE_FIX = {
+    "churn": "an account churns once here (churn is final: see the note on events after "
+    "churn); give the date it left for good, or correct the wrong row; ",
+}
 
 
 @dataclass
@@ -89,6 +100,15 @@ class _Rule:
     fix: str
     show: tuple[str, ...]
     mixed: str | None = None  # the check's name when the column also holds good values
+
+
+@dataclass(frozen=True)
+class _Late:
+    """Where the late tail of the timeline starts, the gap before it and where the rest ends."""
+
+    first: dt.date
+    gap: int  # days without any event before `first`
+    rest_end: dt.date  # the last day with an event before the gap
 
 
 @dataclass
@@ -133,6 +153,7 @@ class Validated:
     mapped: dict[str, dict[str, Any]] = field(default_factory=dict)  # vocabulary -> 'other'
     facts: dict[str, Any] = field(default_factory=dict)  # counts behind the data notes
     source: str | None = None  # the input folder, as pipeline.lineage.source_of records it
+    latest_event: dt.date | None = None  # the last day with an event date, rows dropped or not
     sources: dict[str, _Source] = field(default_factory=dict, repr=False)
 
     @property
@@ -432,13 +453,16 @@ def _typed_select(src: _Source) -> str:
 
 
 def _rules(
-    src: _Source, policy: str, end_date: dt.date | None, has_accounts: bool
+    src: _Source,
+    policy: str,
+    end_date: dt.date | None,
+    has_accounts: bool,
+    late: _Late | None = None,
 ) -> tuple[list[_Rule], str]:
     """The row-level rules for one table and the joins they need (aliases a, b)."""
     spec, present, usable = src.spec, set(src.mapping), src.usable
     rules: list[_Rule] = []
     key_cols = [c for c in (spec.key, "account_id") if c and c in present]
-    joins = ""
     lo, hi = PLAUSIBLE_DATES
 
     def show(*cols: str) -> tuple[str, ...]:
@@ -507,6 +531,20 @@ def _rules(
                         show(name),
                     )
                 )
+            if column.event and late is not None:
+                rules.append(
+                    _Rule(
+                        name,
+                        f"dated long after the rest of the data (from {late.first} on, after "
+                        f"{late.gap} days without any event; the rest ends {late.rest_end})",
+                        f"CAST({val} AS DATE) >= DATE {_lit(late.first.isoformat())} "
+                        f"AND {val} < TIMESTAMP {_lit(hi)}",
+                        "correct the year (a typo such as 2099 for 2023 is the usual cause); if "
+                        "the dates are real, set validate.end_date to the day the data was "
+                        "exported (the dates up to it are then trusted)",
+                        show(name),
+                    )
+                )
         elif column.kind == "float":
             rules.append(
                 _Rule(
@@ -528,15 +566,35 @@ def _rules(
                         show(name),
                     )
                 )
+    joins = f" JOIN copies_{spec.name} d ON d.{ROW} = t.{ROW}"
+    rules.append(
+        _Rule(
+            None,
+            "rows that are exact copies of an earlier row (exported twice)",
+            f"d.copy_of < t.{ROW}",
+            "remove the repeated rows: each is identical in every column to the row given as "
+            "copy_of (under validate.policy drop the first copy is kept, the others dropped)"
+            + (
+                ""
+                if spec.key
+                else "; rows that are really distinct (two links set up the same day) need a "
+                "column that tells them apart, such as an id (columns outside the contract count "
+                "here and are ignored otherwise)"
+            ),
+            (*show(*([] if spec.key else spec.required_columns)), "d.copy_of"),
+        )
+    )
     if spec.key and spec.key in present:
         key = f"t.{_q(spec.key)}"
+        same = f"OVER (PARTITION BY {key})"  # the rows of one id: not all one row's copies
         rules.append(
             _Rule(
                 spec.key,
                 "duplicate ids",
-                f"{key} IS NOT NULL AND count(*) OVER (PARTITION BY {key}) > 1",
-                f"keep one row per {spec.key} (all copies are rejected: which one is right "
-                "cannot be told)",
+                f"{key} IS NOT NULL AND min(d.copy_of) {same} < max(d.copy_of) {same}",
+                _DUPLICATE_FIX.get(spec.name, "")
+                + f"keep one row per {spec.key}: rows with the same id that differ in another "
+                "column are all rejected (which one is right cannot be told)",
                 show(),
             )
         )
@@ -587,12 +645,37 @@ def _rules(
     return rules, joins
 
 
+def _copies(con: duckdb.DuckDBPyConnection, src: _Source) -> None:
+    """copies_<table>: per row, copy_of: the first row identical to it in every column.
+
+    Copies share their key's text, so in a table with a key only the rows of a repeated key
+    are compared column by column (sorting every column of a large table costs memory)."""
+    name = src.spec.name
+    texts = [f"TRY_CAST({_q(n)} AS VARCHAR)" for n in src.names]
+    every = ", ".join(texts)
+    if src.spec.key not in src.mapping:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE copies_{name} AS SELECT {src.row} AS {ROW}, "
+            f"min({src.row}) OVER (PARTITION BY {every}) AS copy_of FROM src_{name}"
+        )
+        return
+    key, aliased = src.ref(src.spec.key), [f"_c{i}" for i in range(len(texts))]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE copies_{name} AS WITH k AS (SELECT {src.row} AS {ROW}, "
+        f"count(*) OVER (PARTITION BY {key}) AS _n, "
+        + ", ".join(f"{t} AS {a}" for t, a in zip(texts, aliased, strict=True))
+        + f" FROM src_{name}) SELECT {ROW}, {ROW} AS copy_of FROM k WHERE _n = 1 UNION ALL "
+        f"SELECT {ROW}, min({ROW}) OVER (PARTITION BY {', '.join(aliased)}) FROM k WHERE _n > 1"
+    )
+
+
 def _flags(con: duckdb.DuckDBPyConnection, src: _Source, joins: str) -> None:
-    """typed_<table> (a view) and flags_<table>: per row one flag per rule (f0, f1, ...), _bad
-    (any), g<k> (a good value in a mixed-format rule's column), o (mapped to 'other')."""
+    """copies_<table> and flags_<table>: per row one flag per rule (f0, f1, ...), _bad (any),
+    g<k> (a good value in a mixed-format rule's column), o (mapped to 'other'), copy_of."""
     name, spec = src.spec.name, src.spec
-    con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
+    _copies(con, src)
     cols = [f"coalesce({r.predicate}, false) AS f{k}" for k, r in enumerate(src.rules)]
+    cols.append("d.copy_of")
     cols += [f"t.{_q(r.column)} IS NOT NULL AS g{k}" for k, r in enumerate(src.rules) if r.mixed]
     vocab = spec.vocabulary[0] if spec.vocabulary else None
     if vocab in src.usable:
@@ -637,6 +720,8 @@ def _report_rules(
         for col in rule.show:
             if col == "b.began":
                 select.append("f.began AS relationship_began")
+            elif col == "d.copy_of":
+                select.append("CAST(f.copy_of AS VARCHAR) AS copy_of")
             else:
                 select.append(f"TRY_CAST(s.{src.ref(col)} AS VARCHAR) AS {_q(col)}")
         rows = con.execute(
@@ -736,6 +821,64 @@ def parse_vocabulary(vocabulary: Any) -> dict[str, dict[str, str]]:
     return out
 
 
+def _event_days(
+    con: duckdb.DuckDBPyConnection, sources: dict[str, _Source]
+) -> list[tuple[dt.date, int]]:
+    """The timeline: every day with an event date (contract columns marked `event`, values in
+    the plausible range) in any table, and how many there are, in order."""
+    lo, hi = PLAUSIBLE_DATES
+    parts = [
+        f"SELECT CAST({_q(c.name)} AS DATE) AS d FROM typed_{name} "
+        f"WHERE {_q(c.name)} >= TIMESTAMP {_lit(lo)} AND {_q(c.name)} < TIMESTAMP {_lit(hi)}"
+        for name, src in sources.items()
+        for c in src.spec.columns
+        if c.event and c.name in src.usable
+    ]
+    if not parts:
+        return []
+    return con.execute(
+        f"SELECT d, count(*) FROM ({' UNION ALL '.join(parts)}) GROUP BY d ORDER BY d"
+    ).fetchall()
+
+
+def _late_tail(days: list[tuple[dt.date, int]], gap_days: int) -> _Late | None:
+    """Where the timeline `days` ends in a late tail, or None.
+
+    From the latest gap of more than `gap_days` days without any event backwards: the events
+    after a gap are a late tail when they are at most LATE_SHARE of those before it, or, when
+    the gap is longer than the whole history before it, fewer than those. Each tail found is
+    cut off and the next gap judged against what is left, until one is not a tail; so the
+    rows kept pass the same rule again. Dense data never has such a gap; sparse data (a
+    handful of rows) needs the second arm's contrast to be judged late.
+    """
+    before, total = [], 0  # before[i]: event dates on days before days[i]
+    for _, n in days:
+        before.append(total)
+        total += n
+    late, left = None, total
+    for i in range(len(days) - 1, 0, -1):
+        gap = (days[i][0] - days[i - 1][0]).days
+        if gap <= gap_days:
+            continue
+        tail, rest = left - before[i], before[i]
+        span = (days[i - 1][0] - days[0][0]).days
+        if tail > LATE_SHARE * rest and not (gap > span and tail < rest):
+            break
+        late, left = _Late(days[i][0], gap, days[i - 1][0]), rest
+    return late
+
+
+def _parse_gap_days(gap_days: Any) -> int | None:
+    """validate.gap_days as a whole number of days of at least 1, or None (no check)."""
+    if gap_days is None or gap_days == "":
+        return None
+    if isinstance(gap_days, bool) or not isinstance(gap_days, int) or gap_days < 1:
+        raise UserError(
+            f"validate.gap_days must be a whole number of days (>= 1) or null; got {gap_days!r}"
+        )
+    return gap_days
+
+
 def _parse_end_date(end_date: Any) -> dt.date | None:
     """validate.end_date as a date (pipeline.contract.parse_date: YAML gives a date, the
     command line text), or None."""
@@ -823,16 +966,20 @@ def check(
     policy: str = "fail",
     end_date: Any = None,
     vocabulary: dict[str, dict[str, str]] | None = None,
+    gap_days: int | None = LATE_GAP_DAYS,
 ) -> Validated:
     """Check every table of `data_dir` against the contract; create clean views when it passes.
 
     `vocabulary` maps a company's own values of a vocabulary column onto ours, per
-    "table.column" (validate.vocabulary in params.yaml).
+    "table.column" (validate.vocabulary in params.yaml). Without an `end_date`, event dates
+    after a stretch of more than `gap_days` days without any event, and few beside the events
+    before it, are problems (validate.gap_days; None: no such check): see `_late_tail`.
     """
     data_dir = Path(data_dir)
     if policy not in POLICIES:
         raise UserError(f"validate.policy must be one of {', '.join(POLICIES)}; got {policy!r}")
     end = _parse_end_date(end_date)
+    gap_days = _parse_gap_days(gap_days)
     own_values = parse_vocabulary(vocabulary)
     if not data_dir.is_dir():
         raise DataError(f"data directory not found: {data_dir}")
@@ -871,9 +1018,14 @@ def check(
     accounts = sources.get("accounts")
     has_accounts = accounts is not None and "account_id" in accounts.usable
     for name, src in sources.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW typed_{name} AS {_typed_select(src)}")
+    days = _event_days(con, sources) if end is None else []
+    late = _late_tail(days, gap_days) if gap_days is not None else None
+    result.latest_event = days[-1][0] if days else None
+    for name, src in sources.items():
         if name == "churn" and has_accounts:
             _relationship_began(con, sources, policy == "drop")
-        src.rules, joins = _rules(src, policy, end, has_accounts)
+        src.rules, joins = _rules(src, policy, end, has_accounts, late)
         _flags(con, src, joins)
         _report_rules(con, src, problems, result)
         if name == "accounts" and has_accounts:
@@ -988,9 +1140,152 @@ def _data_notes(result: Validated) -> None:
             f"accounts: {_share(none, n_accounts)} accounts have no order at all (e.g. "
             f"{', '.join(none_ids)})"
         )
+    _after_churn(result)
+    _before_customer_since(result)
+    _after_today(result)
     notes.append(
         f"history: {days / 7:.1f} weeks ({days} days, {result.data_start} to "
         f"{result.data_end}); the training schedule is chosen from it (churn featurize)"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+# The events that say an account is still a customer, and how an example names one.
+_ACTIVITY = {
+    "orders": ("order_date", "'order ' || e.order_id"),
+    "interactions": ("occurred_at", "e.type || ' ' || e.interaction_id"),
+    "links": ("start_date", "e.link_type || ' link'"),
+}
+
+
+def _by_account(con: duckdb.DuckDBPyConnection, rows: str) -> list[tuple[Any, ...]]:
+    """Per account of `rows` (account_id, anchor, d, what, _row: events contradicting the
+    account's anchor date), in file order: the id, the anchor, its first such event (what,
+    day) and how many there are."""
+    return con.execute(
+        f"SELECT account_id, anchor, arg_min(what, (d, what)), min(d), count(*) FROM ({rows}) "
+        f"GROUP BY account_id, anchor, {ROW} ORDER BY {ROW}"
+    ).fetchall()
+
+
+def _after_churn(result: Validated) -> None:
+    """Note the accounts with orders, interactions or new links on a day after their churn.
+
+    A customer who came back, or a wrong churn date: which, the data cannot tell, so it is a
+    note. Churn is final in the pipeline (an account churned before a cutoff is neither a
+    training row nor scored at it), so these events are never used for the account.
+    """
+    tables = [t for t in _ACTIVITY if t in result.kept]
+    if "churn" not in result.kept or not tables:
+        return
+    con, churn = result.con, _kept(result, "churn", with_row=True)
+    events = " UNION ALL ".join(
+        f"SELECT {_lit(t)} AS t, e.account_id, CAST(e.{_ACTIVITY[t][0]} AS DATE) AS d, "
+        f"{_ACTIVITY[t][1]} AS what FROM clean_{t} e"
+        for t in tables
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE after_churn AS SELECT e.*, c.{ROW}, "
+        f"CAST(c.churned_at AS DATE) AS anchor FROM ({events}) e JOIN ({churn}) c "
+        "USING (account_id) WHERE e.d > CAST(c.churned_at AS DATE)"
+    )
+    accounts = _by_account(con, "SELECT * FROM after_churn")
+    if not accounts:
+        return
+    per_table = dict(con.execute("SELECT t, count(*) FROM after_churn GROUP BY t").fetchall())
+    counts = {t: per_table.get(t, 0) for t in tables}
+    result.facts.update(
+        events_after_churn=counts,
+        accounts_active_after_churn=len(accounts),
+        active_after_churn_examples=[r[0] for r in accounts[:MAX_EXAMPLES]],
+    )
+    shown = "; ".join(f"{a}: churned {c}, {w} on {d}" for a, c, w, d, _ in accounts[:MAX_EXAMPLES])
+    kinds = {"orders": "order", "interactions": "interaction", "links": "new link"}
+    result.notes.append(
+        f"churn: {_share(len(accounts), result.kept['churn'])} churned accounts have events on "
+        f"a later day than their churned_at: "
+        + ", ".join(_plural(counts[t], kinds[t]) for t in tables)
+        + f" (e.g. {shown}). A customer who came back, or a wrong churn date? Churn is final "
+        "here: from churned_at on, an account is in no training row and is not scored (status "
+        "churned), so these events go unused. For a customer who came back, remove its churn "
+        "row (or give the date it left for good); otherwise correct churned_at"
+    )
+
+
+def _before_customer_since(result: Validated) -> None:
+    """Note the orders dated before their account's customer_since.
+
+    Plausible (customer_since is often a CRM migration or a contract date), so a note: the
+    relationship begins at customer_since (eligibility, tenure) and the earlier orders still
+    count in the account's features.
+    """
+    if "customer_since" not in result.columns.get("accounts", []):
+        return
+    accounts = _by_account(
+        result.con,
+        f"SELECT a.{ROW}, o.account_id, CAST(o.order_date AS DATE) AS d, 'order ' || "
+        "o.order_id AS what, CAST(a.customer_since AS DATE) AS anchor FROM clean_orders o "
+        f"JOIN ({_kept(result, 'accounts', with_row=True)}) a USING (account_id) "
+        "WHERE CAST(o.order_date AS DATE) < CAST(a.customer_since AS DATE)",
+    )
+    if not accounts:
+        return
+    n = sum(r[4] for r in accounts)
+    result.facts.update(
+        orders_before_customer_since=n,
+        accounts_ordering_before_customer_since=len(accounts),
+        ordering_before_customer_since_examples=[r[0] for r in accounts[:MAX_EXAMPLES]],
+    )
+    shown = "; ".join(
+        f"{a}: customer since {s}, {w} on {d}" for a, s, w, d, _ in accounts[:MAX_EXAMPLES]
+    )
+    result.notes.append(
+        f"orders: {_plural(n, 'order')} of {_plural(len(accounts), 'account')} "
+        f"{'is' if n == 1 else 'are'} dated before the account's customer_since (e.g. "
+        f"{shown}). The relationship is taken to begin at customer_since (the account is "
+        "trained on and scored from then on, tenure counts from it) while the earlier orders "
+        "still count in its features; if customer_since is a later date than the first "
+        "business (a CRM migration, a renewal), leave it empty so that the first order dates "
+        "the relationship"
+    )
+
+
+def _after_today(result: Validated, today: dt.date | None = None) -> None:
+    """Note event dates after today (the machine's date) when no end date is set.
+
+    An export cannot hold events that have not happened yet, but the clock is not data: a
+    problem from it would make the same input fail today and pass later (and a simulated
+    world may be set in the future), so it is a note; validate.end_date makes it a problem.
+    """
+    today = today or dt.date.today()
+    if result.end_date is not None or result.latest_event is None or result.latest_event <= today:
+        return
+    day = f"DATE {_lit(today.isoformat())}"
+    parts = [
+        f"SELECT {_lit(f'{t}.{c.name}')} AS col, {ROW}, "
+        f"CAST({_q(TABLES[t].key or 'account_id')} AS VARCHAR) AS id, "
+        f"CAST({_q(c.name)} AS DATE) AS d FROM ({_kept(result, t, with_row=True)}) "
+        f"WHERE CAST({_q(c.name)} AS DATE) > {day}"
+        for t in result.kept
+        for c in TABLES[t].columns
+        if c.event and c.name in result.columns[t]
+    ]
+    rows = result.con.execute(
+        f"SELECT col, id, d, count(*) OVER () FROM ({' UNION ALL '.join(parts)}) "
+        f"ORDER BY d DESC, col, {ROW} LIMIT {MAX_EXAMPLES}"
+    ).fetchall()
+    if not rows:
+        return
+    result.facts["event_dates_after_today"] = rows[0][3]
+    shown = ", ".join(f"{col} {d} ({i})" for col, i, d, _ in rows)
+    result.notes.append(
+        f"dates: {_plural(rows[0][3], 'event date')} after today ({today}, this machine's "
+        f"date; latest first: {shown}): an export cannot hold events that have not happened "
+        "yet. Correct them, or set validate.end_date to the day the data was exported to "
+        "have them reported as problems"
     )
 
 
@@ -1045,7 +1340,7 @@ def _open_clean(data_dir: Path) -> Validated | None:
 def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
     """Clean views of `data_dir`: a folder `churn validate` wrote opens as is; any other is
     checked first with `settings` (the `validate` section of params.yaml: policy, end_date,
-    vocabulary), as the validate stage checks it, raising a DataError that names every
+    vocabulary, gap_days), as the validate stage checks it, raising a DataError that names every
     problem. Rows dropped under the drop policy are counted in a warning."""
     opened = _open_clean(data_dir)
     if opened is not None:
@@ -1056,6 +1351,7 @@ def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
         policy=settings.get("policy") or "fail",
         end_date=settings.get("end_date"),
         vocabulary=settings.get("vocabulary"),
+        gap_days=settings.get("gap_days", LATE_GAP_DAYS),
     )
     result.raise_if_failed()
     if result.dropped:
@@ -1085,7 +1381,9 @@ def rejects(result: Validated) -> pd.DataFrame:
                 for h, n in zip(src.headers, src.names, strict=True)
             )
             reasons = ", ".join(
-                f"CASE WHEN c.f{k} THEN {_lit(_where(name, r))} END"
+                f"CASE WHEN c.f{k} THEN {_lit(_where(name, r))}"
+                + (" || ' (copy of row ' || c.copy_of || ')'" if "d.copy_of" in r.show else "")
+                + " END"
                 for k, r in enumerate(src.rules)
             )
             frames.append(

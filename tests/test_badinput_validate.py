@@ -674,7 +674,8 @@ def test_latin1_text_is_read_as_latin1(tmp_path):
 def test_drop_policy_writes_rejects_and_clean_tables_that_validate_again(tmp_path):
     world = texts(tiny_world())
     accounts = world["accounts"]
-    world["accounts"] = pd.concat([accounts, accounts.iloc[[2]]], ignore_index=True)  # c twice
+    other_c = accounts.iloc[[2]].assign(name="Gamma GmbH")  # c twice, the rows differ
+    world["accounts"] = pd.concat([accounts, other_c], ignore_index=True)
     world["orders"].loc[3, "amount"] = "-1"  # o4 (b)
     world["interactions"].loc[3, "account_id"] = "zz"  # i4: unknown account
     world["interactions"].loc[2, "type"] = "Escalation"  # i3: kept, mapped to other

@@ -180,7 +180,7 @@ def links(draw, days) -> pd.DataFrame:
     t = pd.DataFrame(rows)
     ends = t.pop("end").tolist()
     _column(t, "end_date", draw(SHAPES), ends)
-    return t
+    return t.drop_duplicates(ignore_index=True)  # a row exported twice is a validation problem
 
 
 def fixed_world() -> dict[str, pd.DataFrame]:
