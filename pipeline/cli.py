@@ -510,6 +510,37 @@ def _schedule_step(validated, params: dict[str, Any]) -> int:
 
 
 @app.command()
+def monitor(
+    data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
+    history: Annotated[
+        Path | None,
+        typer.Option(help="score history [default: params score.history, outputs/history]"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="JSON file of the results")] = Path(
+        "reports/monitor.json"
+    ),
+    params_file: ParamsOpt = None,
+) -> None:
+    """Did the scores come true? Every past score run against the data at hand: realized
+    performance where its label window has closed, an estimate where it has not."""
+    from pipeline import monitor as mon
+    from pipeline.history import folder
+    from pipeline.io import write_json
+    from pipeline.validate import load
+
+    params = _optional_params(params_file)
+    setting = (params.get("score") or {}).get("history", "outputs/history")
+    where = history or folder(setting)
+    if where is None:
+        raise UserError("score.history is null: no score runs are kept; give --history DIR")
+    validated = load(data, params.get("validate"))
+    results = mon.monitor(validated, where)
+    write_json({"data_end": validated.data_end, "runs": results}, out)
+    typer.echo(mon.render(results))
+    typer.echo(f"-> {out}")
+
+
+@app.command()
 def docs(
     out: Annotated[Path, typer.Option(help="Markdown file to write")] = Path("docs/features.md"),
 ) -> None:

@@ -21,10 +21,7 @@ training drops too) are counted per run, never dropped in silence.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,79 +31,40 @@ import pandas as pd
 from models.expected import expected_auc, expected_auc_interval
 from models.metrics import binary_metrics, calibration_bins
 from pipeline.errors import UserError
-from pipeline.featurize import KEYS, LABEL, LabelSpec, add_labels, data_end, ibis_tables
-from pipeline.io import atomic_dir
+from pipeline.featurize import LABEL, LabelSpec, add_labels, data_end, ibis_tables
+from pipeline.history import Run, runs
 from pipeline.validate import Validated
 
 log = logging.getLogger(__name__)
 
-SCORES = "scores.parquet"
-META = "scores.meta.json"
 SCORED = "scored"
-
-
-def record(scores: pd.DataFrame, meta: dict[str, Any], history: Path) -> Path:
-    """Append a score run to `history`: a new folder `<as_of>_<UTC time>` (a suffix when two
-    runs share a second) with the scores as Parquet and the metadata. Never overwrites."""
-    history = Path(history)
-    history.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    name, k = f"{meta['as_of']}_{stamp}", 1
-    while (history / name).exists():
-        k += 1
-        name = f"{meta['as_of']}_{stamp}-{k}"
-    with atomic_dir(history / name) as tmp:
-        scores.to_parquet(tmp / SCORES, index=False)
-        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
-    return history / name
-
-
-@dataclass(frozen=True)
-class Run:
-    """One past score run from the history."""
-
-    name: str
-    meta: dict[str, Any]
-    scores: pd.DataFrame
-
-    @property
-    def as_of(self) -> pd.Timestamp:
-        return pd.Timestamp(self.meta["as_of"])
-
-
-def runs(history: Path) -> list[Run]:
-    """Every complete run in `history`, oldest as-of date first (then by when it ran)."""
-    history = Path(history)
-    found = []
-    for folder in sorted(history.iterdir()) if history.is_dir() else []:
-        if not (folder / META).is_file() or not (folder / SCORES).is_file():
-            continue  # a run still being written, or not a run
-        meta = json.loads((folder / META).read_text())
-        found.append(Run(folder.name, meta, pd.read_parquet(folder / SCORES)))
-    return sorted(found, key=lambda r: (r.meta["as_of"], r.name))
 
 
 def outcomes(
     validated: Validated, label: LabelSpec, as_of: pd.Timestamp, ids: pd.Series
-) -> pd.Series:
-    """The label of each account in `ids` at `as_of` by the training rules (1 churned in the
-    window, 0 not), or a text saying why it cannot be known ("not in the data",
-    "churned in the lead gap"). Index: the account ids."""
+) -> pd.DataFrame:
+    """For each account of `ids`, its label at `as_of` by the training rules (`label`: 1
+    churned in the window, 0 not; NaN when it cannot be known) and `unknown`, why not: "not in
+    the data" (the data at hand no longer holds it) or "churned in the lead gap" (explicit
+    churn before the window, a row training drops too). In the order of `ids`."""
     import ibis
 
     tables = ibis_tables(validated)
     mode = label.resolve(tables)
-    spine = ibis.memtable(
-        pd.DataFrame({"account_id": ids.astype(str).to_numpy(), "cutoff": as_of})
-    ).cast({"cutoff": "timestamp"})
+    ids = ids.astype(str).reset_index(drop=True)
+    spine = ibis.memtable(pd.DataFrame({"account_id": ids.to_numpy(), "cutoff": as_of})).cast(
+        {"cutoff": "timestamp"}
+    )
     known = tables["accounts"].select("account_id")
-    spine = spine.semi_join(known, "account_id")
-    labelled = add_labels(tables, spine, mode, label).to_pyarrow().to_pandas()
-    out = pd.Series("not in the data", index=pd.Index(ids.astype(str), name="account_id"))
+    labelled = add_labels(tables, spine.semi_join(known, "account_id"), mode, label)
+    got = labelled.to_pyarrow().to_pandas().set_index("account_id")[LABEL]
     held = set(known.to_pyarrow().column(0).to_pylist())
-    out[out.index.isin(held)] = "churned in the lead gap"  # dropped by add_labels, as in training
-    got = labelled.set_index("account_id")[LABEL]
-    out.loc[got.index] = got.astype(int).to_numpy()
+    out = pd.DataFrame({"account_id": ids, LABEL: ids.map(got).astype("float64")})
+    out["unknown"] = np.where(
+        out[LABEL].notna(),
+        None,
+        np.where(ids.isin(held), "churned in the lead gap", "not in the data"),
+    )
     return out
 
 
@@ -150,11 +108,10 @@ def evaluate_run(validated: Validated, run: Run) -> dict[str, Any]:
             "unknown_outcome": {"window still open": int(len(scored))},
         }
     status = outcomes(validated, label, run.as_of, scored["account_id"])
-    known = status.map(lambda v: not isinstance(v, str)).to_numpy()
-    frame = scored.assign(**{LABEL: pd.to_numeric(status.to_numpy(), errors="coerce")})
-    frame = frame[known]
+    known = status[LABEL].notna().to_numpy()
+    frame = scored.reset_index(drop=True).assign(**{LABEL: status[LABEL].to_numpy()})[known]
     y, q = frame[LABEL].to_numpy(dtype=int), frame["p_churn"].to_numpy(dtype="float64")
-    unknown = status[~known].value_counts().to_dict()
+    unknown = status.loc[~known, "unknown"].value_counts().to_dict()
     metrics = binary_metrics(y, q) if len(y) else {}
     lo, hi = expected_auc_interval(q)
     realized = {
@@ -212,6 +169,3 @@ def render(results: list[dict[str, Any]]) -> str:
             counts = ", ".join(f"{k} {v}" for k, v in r["unknown_outcome"].items())
             lines.append(f"{'':<11} outcome unknown: {counts}")
     return "\n".join(lines)
-
-
-__all__ = ["KEYS", "monitor", "record", "render", "runs"]

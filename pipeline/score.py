@@ -10,6 +10,7 @@ date and recorded in the metadata written beside the score file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -30,6 +31,9 @@ from models.tracking import LoadedModel
 from pipeline.contract import parse_date
 from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at
+from pipeline.history import DEFAULT as DEFAULT_HISTORY
+from pipeline.history import folder as history_folder
+from pipeline.history import record
 from pipeline.io import atomic_files, check_table_suffix, neutralise, numbers, read_table
 from pipeline.validate import Validated
 
@@ -73,6 +77,7 @@ class Settings:
     psi_threshold: float = 0.25
     drift_min_rows: int = 200
     engine: str = "duckdb"  # or spark: features by Spark, probabilities by mlflow's spark_udf
+    history: str | None = DEFAULT_HISTORY  # every run kept here (pipeline/history.py); None: not
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
@@ -88,6 +93,7 @@ class Settings:
             psi_threshold=float(drift.get("psi_threshold", 0.25)),
             drift_min_rows=int(drift.get("min_rows", 200)),
             engine=str(params.get("engine", "duckdb")),
+            history=params.get("history", DEFAULT_HISTORY) or None,
         )
         if settings.engine not in ("duckdb", "spark"):
             raise UserError(f"the scoring engine must be duckdb or spark; got {settings.engine!r}")
@@ -524,6 +530,7 @@ def run(
         "model_version": model.version,
         "model_note": model.note,
         "model_data": getattr(model, "fingerprint", None),
+        "label": dataclasses.asdict(LabelSpec.from_params(model.churn_model.label)),
         "data_start": validated.data_start,
         "data_end": validated.data_end,
         "rows": len(scores),
@@ -541,6 +548,9 @@ def run(
             scores.to_parquet(tmp, index=False)
         meta["scores_sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
         tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    history = history_folder(settings.history)
+    if history is not None:  # after the score file is in place: a run that failed is no run
+        meta["history"] = str(record(scores, meta, history))
     return meta
 
 

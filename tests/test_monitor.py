@@ -1,0 +1,123 @@
+"""`churn monitor`: past score runs against the data at hand. Realized figures agree with an
+independent computation from the churn table; open windows get an estimate from the run's own
+probabilities; accounts whose outcome cannot be known are counted."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from models.expected import expected_auc, expected_auc_interval
+from pipeline.history import runs
+from tests.test_badinput_validate import run_cli
+from tests.test_score_total import project  # noqa: F401
+
+HORIZON = pd.Timedelta(days=90)
+
+
+def test_expected_auc_is_the_auc_over_label_draws():
+    """Exact against the pairwise definition on small sets (ties count half), and the mean
+    AUC over label draws on a large one."""
+    rng = np.random.default_rng(3)
+    for p in (np.array([0.2, 0.2, 0.8]), rng.uniform(size=7), np.array([0.1, 0.5, 0.5, 0.9])):
+        num = den = 0.0
+        for i, j in itertools.permutations(range(len(p)), 2):
+            w = p[i] * (1 - p[j])
+            den += w
+            num += w * (1.0 if p[i] > p[j] else 0.5 if p[i] == p[j] else 0.0)
+        assert expected_auc(p) == pytest.approx(num / den)
+    p = rng.beta(0.5, 5, size=2000)
+    draws = [roc_auc_score(rng.random(len(p)) < p, p) for _ in range(300)]
+    assert expected_auc(p) == pytest.approx(np.mean(draws), abs=0.003)
+    lo, hi = expected_auc_interval(p)
+    assert lo < np.mean(draws) < hi and hi - lo < 0.1
+    assert np.isnan(expected_auc(np.array([0.3]))) and np.isnan(expected_auc(np.zeros(4)))
+
+
+@pytest.fixture(scope="module")
+def history(project):  # noqa: F811
+    """Three score runs of the project: two whose label window has closed, one open."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DVC_ROOT", str(project))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for as_of in ("2023-12-04", "2024-03-04", None):
+            args = ["--as-of", as_of] if as_of else []
+            out = project / "scores" / f"{as_of}.csv"
+            code, _, err = run_cli(
+                "score", "--data", str(project / "clean"), "--all-active", "--out", str(out), *args
+            )
+            assert code == 0, err
+        out = project / "monitor.json"
+        code, stdout, err = run_cli("monitor", "--data", str(project / "clean"), "--out", str(out))
+        assert code == 0, err
+    return project / "outputs" / "history", json.loads(out.read_text()), stdout
+
+
+def test_every_score_run_is_kept(history):
+    folder, _, _ = history
+    kept = runs(folder)
+    assert [r.meta["as_of"] for r in kept] == ["2023-12-04", "2024-03-04", "2024-07-15"]
+    assert all(r.meta["label"]["horizon_days"] == 90 for r in kept)
+    assert all(len(r.scores) == r.meta["rows"] for r in kept)
+
+
+def test_realized_figures_agree_with_the_churn_table(history, project):  # noqa: F811
+    _, result, stdout = history
+    churn = pd.read_parquet(project / "clean" / "churn.parquet").set_index("account_id")
+    closed = [r for r in result["runs"] if r["kind"] == "realized"]
+    assert [r["as_of"] for r in closed] == ["2023-12-04", "2024-03-04"]
+    for run, kept in zip(closed, runs(history[0]), strict=False):
+        scored = kept.scores[kept.scores["status"] == "scored"]
+        at = pd.Timestamp(run["as_of"])
+        churned = scored["account_id"].map(churn["churned_at"])
+        y = ((churned >= at) & (churned < at + HORIZON)).astype(int)
+        assert run["with_outcome"] == run["scored"] == len(scored)
+        assert run["observed_churners"] == int(y.sum())
+        assert run["auc"] == pytest.approx(roc_auc_score(y, scored["p_churn"]), abs=1e-4)
+        assert run["churn_rate"] == pytest.approx(y.mean(), abs=1e-4)
+        tiers = run["by_tier"]
+        assert sum(t["n"] for t in tiers.values()) == len(scored)
+        high = scored["risk_tier"] == "high"
+        assert tiers["high"]["observed"] == pytest.approx(y[high].mean(), abs=1e-4)
+    assert "realized" in stdout and "estimate" in stdout
+
+
+def test_an_open_window_gets_an_estimate(history):
+    _, result, _ = history
+    last = result["runs"][-1]
+    assert last["kind"] == "estimate" and "auc" not in last
+    assert last["unknown_outcome"] == {"window still open": last["scored"]}
+    lo, hi = last["expected_auc_interval"]
+    assert lo < last["expected_auc"] < hi
+
+
+def test_accounts_the_data_no_longer_holds_are_counted(history, project, tmp_path):  # noqa: F811
+    folder, result, _ = history
+    first = runs(folder)[0]
+    gone = first.scores.loc[first.scores["status"] == "scored", "account_id"].iloc[0]
+    raw = tmp_path / "raw"
+    shutil.copytree(project / "raw", raw)
+    for name in ("accounts", "orders", "interactions", "links", "churn"):
+        frame = pd.read_csv(raw / f"{name}.csv", dtype=str)
+        frame[frame["account_id"] != gone].to_csv(raw / f"{name}.csv", index=False)
+    out = tmp_path / "m.json"
+    code, _, err = run_cli(
+        "monitor", "--data", str(raw), "--history", str(folder), "--out", str(out)
+    )
+    assert code == 0, err
+    run = json.loads(out.read_text())["runs"][0]
+    assert run["unknown_outcome"] == {"not in the data": 1}
+    assert run["with_outcome"] == run["scored"] - 1 == result["runs"][0]["scored"] - 1
+
+
+def test_no_history_is_a_clear_error(tmp_path, project):  # noqa: F811
+    code, _, err = run_cli(
+        "monitor", "--data", str(project / "clean"), "--history", str(tmp_path / "none")
+    )
+    assert code == 2 and "no score runs in" in err and "Traceback" not in err
