@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	dvc repro
 	@echo
-	@echo "metrics:   reports/metrics.json   (dvc metrics show; dvc exp show)"
-	@echo "plots:     reports/plots/         (dvc plots show -> dvc_plots/index.html)"
+	@echo "report:    $(abspath reports/report.html)   (open it in a browser)"
 	@echo "scores:    outputs/scores.csv     (one row per active account, most at risk first)"
+	@echo "metrics:   reports/metrics.json   (dvc metrics show; every figure: reports/evaluation.json)"
+	@echo "plots:     reports/plots/         (dvc plots show -> dvc_plots/index.html)"
 	@echo "MLflow:    $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)"
 
 test: $(STAMP)

@@ -39,7 +39,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = (
@@ -442,51 +445,69 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join("| " + line + " |" for line in lines)
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="churn bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    p.add_argument("--accounts", type=int, default=100_000, help="accounts to simulate")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
-        "--weeks", type=int, default=156, help="weeks of history to simulate (events grow with it)"
-    )
-    p.add_argument(
-        "--mc-samples", type=int, default=0, help="Monte Carlo truth replicates (0: no truth)"
-    )
-    p.add_argument("--world", type=Path, help="folder for the world and outputs")
-    p.add_argument("--reuse", type=Path, help="a world simulated before (DIR/raw): no simulate")
-    p.add_argument(
-        "--steps",
-        default=",".join(s for s in STEPS[1:] if s != "trusted_clean"),
-        help="comma-separated, in order",
-    )
-    p.add_argument("--threads", type=int, default=2, help="DuckDB threads (features.threads)")
-    p.add_argument("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB")
-    p.add_argument("--engine", default=None, help="features.engine: auto, join, sliding or window")
-    p.add_argument("--as-of", default=None, help="featurize_one cutoff [default: data end]")
-    p.add_argument("--cutoffs", type=int, default=24, help="cutoffs of the training frame")
-    p.add_argument("--every-days", type=int, default=28, help="days between those cutoffs")
-    p.add_argument("--trees", type=int, default=300, help="train.n_estimators cap (0: params)")
-    p.add_argument("--out", type=Path, help="write the results as JSON here")
-    p.add_argument("--child", choices=list(CHILD_STEPS), help=argparse.SUPPRESS)
-    p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.child is None:
-        from pipeline.simulate import SimConfig
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+DEFAULT_STEPS = ",".join(s for s in STEPS[1:] if s != "trusted_clean")
 
-        try:  # the world's size is checked before any step runs
-            SimConfig(n_accounts=args.accounts, seed=args.seed, weeks=args.weeks)
-        except ValueError as exc:
-            p.error(str(exc))
-    return args
+
+def _opt(help_: str, default: str | None = None, **kwargs) -> Any:
+    """A typer option whose help names its default (brackets escaped for rich markup)."""
+    return typer.Option(help=help_ + (f" \\[default: {default}]" if default else ""), **kwargs)
+
+
+@app.command(help=escape(__doc__ or ""))
+def bench(
+    accounts: Annotated[int, _opt("accounts to simulate")] = 100_000,
+    seed: Annotated[int, _opt("simulation seed")] = 42,
+    weeks: Annotated[int, _opt("weeks of history to simulate (events grow with it)")] = 156,
+    mc_samples: Annotated[int, _opt("Monte Carlo truth replicates (0: no truth)")] = 0,
+    world: Annotated[
+        Path | None, _opt("folder for the world and outputs", "/tmp/aftersale-bench/ACCOUNTS")
+    ] = None,
+    reuse: Annotated[Path | None, _opt("a world simulated before (DIR/raw): no simulate")] = None,
+    steps: Annotated[str, _opt("comma-separated, in order; of: " + ", ".join(STEPS))] = (
+        DEFAULT_STEPS
+    ),
+    threads: Annotated[int, _opt("DuckDB threads (features.threads)")] = 2,
+    memory_limit: Annotated[str | None, _opt("DuckDB memory limit, e.g. 2GB", "none")] = None,
+    engine: Annotated[
+        str | None, _opt("features.engine: auto, join, sliding or window", "params")
+    ] = None,
+    as_of: Annotated[str | None, _opt("featurize_one cutoff", "data end")] = None,
+    cutoffs: Annotated[int, _opt("cutoffs of the training frame")] = 24,
+    every_days: Annotated[int, _opt("days between those cutoffs")] = 28,
+    trees: Annotated[int, _opt("train.n_estimators cap (0: params)")] = 300,
+    out: Annotated[Path | None, _opt("write the results as JSON here")] = None,
+    child_step: Annotated[str | None, typer.Option("--child", hidden=True)] = None,
+    work: Annotated[Path | None, typer.Option(hidden=True)] = None,
+) -> int:
+    args = argparse.Namespace(**locals())
+    args.child = args.child_step
+    if args.child is not None:
+        if args.child not in CHILD_STEPS:
+            raise typer.BadParameter(f"not a child step: {args.child}", param_hint="--child")
+        child(args.child, args.work)
+        return 0
+    from pipeline.simulate import SimConfig
+
+    try:  # the world's size is checked before any step runs
+        SimConfig(n_accounts=args.accounts, seed=args.seed, weeks=args.weeks)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return execute(args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    if args.child:
-        child(args.child, args.work)
-        return 0
+    """Run as a function (tests): the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        return command.main(args=argv, prog_name="churn bench", standalone_mode=False)
+    except typer.BadParameter as exc:  # as on the command line: the message, exit 2
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Every step in its own process; the table, and the JSON with --out."""
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
@@ -586,4 +607,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app()

@@ -216,9 +216,20 @@ def gains_points(y: np.ndarray, p: np.ndarray, max_points: int = 101) -> pd.Data
     return _thin(frame, max_points).round(5)
 
 
-def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    """Mean predicted against observed churn rate in equal-frequency bins of the score."""
-    frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(p, dtype=float)})
-    frame["bin"] = equal_frequency_bins(frame["p"].to_numpy(), bins)
+def calibration_bins(
+    y: np.ndarray, p: np.ndarray, bins: int = 10, top: tuple[float, ...] = (0.05, 0.01)
+) -> pd.DataFrame:
+    """Mean predicted against observed churn rate in equal-frequency bins of the score, the
+    top bin split further at the `top` shares (the 5% and 1% most at risk), so that the
+    reliability plot reaches the highest probabilities, where the high tier is."""
+    p = np.asarray(p, dtype=float)
+    frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": p})
+    n = len(p)
+    ranks = np.empty(n, dtype=int)
+    ranks[np.argsort(p, kind="stable")] = np.arange(n)
+    shares = [*np.linspace(0, 1, bins + 1)[:-1], *(1 - np.asarray(top))]
+    starts = np.unique(np.round(np.asarray(shares) * n).astype(int))  # first rank of each bin
+    frame["bin"] = np.searchsorted(starts, ranks, side="right") - 1
     out = frame.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size"))
-    return out.reset_index().round(5)
+    out.index = np.arange(len(out))
+    return out.rename_axis("bin").reset_index().round(5)

@@ -31,18 +31,28 @@ class Decision:
     champion_score: float | None = None
     lineage: str | None = None  # the data both were trained on (None: the registry's champion)
 
+    @property
+    def first(self) -> bool:
+        """The first model of its lineage (or registry): champion since training, uncompared."""
+        return self.champion_version == self.challenger_version
+
     def as_dict(self) -> dict:
         return asdict(self)
 
     def message(self) -> str:
         """One line for the terminal and the log."""
+        data = f", data '{self.lineage}'" if self.lineage else ""
+        if self.first:
+            return (
+                f"model v{self.challenger_version} {self.metric} {self.challenger_score:.4f} "
+                f"(margin {self.margin:g}{data}): champion; {self.reason}"
+            )
         champ = (
             f"champion v{self.champion_version} {self.metric} {self.champion_score:.4f}"
             if self.champion_score is not None
             else f"champion v{self.champion_version or '-'}"
         )
         verb = "promoted to champion" if self.promote else "not promoted"
-        data = f", data '{self.lineage}'" if self.lineage else ""
         return (
             f"challenger v{self.challenger_version} {self.metric} {self.challenger_score:.4f} vs "
             f"{champ} (margin {self.margin:g}{data}): {verb}; {self.reason}"
@@ -106,9 +116,8 @@ def compare_and_promote(
     }
     if current == str(version):
         # The train stage made the first model of the registry (of the lineage) its champion.
-        if lineage is not None:
-            return Decision(True, "first model trained on this data: champion", **base)
-        return Decision(True, "it is the champion already (first model of the registry)", **base)
+        first = "trained on this data" if lineage is not None else "of the registry"
+        return Decision(True, f"the first model {first}: nothing to compare it with", **base)
     champion_score = None
     if current is not None:
         try:
@@ -126,7 +135,7 @@ def compare_and_promote(
         if lineage is not None:
             client.set_registered_model_alias(name, CHAMPION, str(version))
     decision = Decision(promote, reason, champion_score=champion_score, **base)
-    log.info("%s", decision.message())
+    log.debug("%s", decision.message())  # the caller prints it, once
     return decision
 
 

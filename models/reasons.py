@@ -198,6 +198,36 @@ def phrase(
     return text
 
 
+def _compare(unit: str, direction: str, x: np.ndarray, typical: float | None) -> np.ndarray:
+    """Where the values `x` of a feature differ from its typical value on the side that raises
+    the risk (the catalog's `direction`: higher, lower or either), as quoted: a value that
+    reads as the typical one ("1 (typical: 1)") is no reason. A missing value differs from a
+    known typical one ("none on record"); without a typical value every value may be quoted."""
+    if typical is None or not np.isfinite(typical):
+        return np.ones(len(x), dtype=bool)
+    shown = _fmt(unit, typical, own=False)
+    scale = np.expm1 if unit == "log ratio" else (lambda v: v)
+    with np.errstate(invalid="ignore", over="ignore"):
+        side = {"higher": x > typical, "lower": x < typical}.get(direction, x != typical)
+        # only values this close to the typical one can read the same: format just those
+        near = side & (np.abs(scale(x) - scale(typical)) <= 1.0 + 0.01 * abs(scale(typical)))
+    for i in np.flatnonzero(near):
+        side[i] = _fmt(unit, x[i], own=False) != shown
+    return np.isnan(x) | side
+
+
+def risk_side(features: Sequence[str], x: np.ndarray, typical: Mapping[str, float]) -> np.ndarray:
+    """For each row of `x` (columns: `features`) and feature, whether the value may be quoted
+    as a reason: it differs from the typical value in the direction that raises the risk."""
+    known = {f.name: f for f in CATALOG}
+    out = np.ones(x.shape, dtype=bool)
+    for i, name in enumerate(features):
+        spec = known.get(name)
+        unit, direction = (spec.unit, spec.direction) if spec else ("", "either")
+        out[:, i] = _compare(unit, direction, x[:, i], typical.get(name))
+    return out
+
+
 def reasons(
     model: Any,
     frame: pd.DataFrame,
@@ -209,10 +239,13 @@ def reasons(
     """The top reasons (groups that raise the risk) for each row of `frame`, in words.
 
     Columns: `reason_1..top` (empty where fewer groups raise the risk), `reason_groups`
-    (the groups, largest first, joined by '; ') and `lead_group`. A group raises the risk when
-    its features' contributions add up to more than `min_contribution` (log-odds). `typical`
-    maps a feature to the value quoted for comparison (the reference medians); without it,
-    the medians of `frame`. Ties are broken by catalog order, so the same inputs give the same
+    (the groups, largest first, joined by '; '), `lead_group` and `lead_feature` (the feature
+    the first reason quotes, for a playbook keyed by feature). A group is a reason when its
+    features' contributions add up to more than `min_contribution` (log-odds) and one of them
+    both raises the risk and differs from its typical value on the side that raises it (the
+    catalog's direction, `risk_side`): the reason quotes the largest such one. `typical` maps
+    a feature to the value quoted for comparison (the reference medians); without it, the
+    medians of `frame`. Ties are broken by catalog order, so the same inputs give the same
     reasons. Pass `contrib` (from `contributions`) to reuse computed contributions.
     """
     cm = churn_model(model)
@@ -227,20 +260,23 @@ def reasons(
     values = contrib[features].to_numpy(dtype="float64")
     x = frame[features].to_numpy(dtype="float64", na_value=np.nan)
     n = len(frame)
+    # only a feature that raises the risk, on the risk side of its typical value, is quoted
+    quotable = np.where(risk_side(features, x, typical) & (values > 0), values, -np.inf)
 
     sums = np.zeros((n, len(order)))
     lead_feature = np.zeros((n, len(order)), dtype=int)
     for gi, g in enumerate(order):
         cols = np.array([i for i, f in enumerate(features) if groups[f] == g])
-        part = values[:, cols]
-        sums[:, gi] = part.sum(axis=1)
+        sums[:, gi] = values[:, cols].sum(axis=1)
+        part = quotable[:, cols]
         lead_feature[:, gi] = cols[np.argmax(part, axis=1)] if n else 0
+        sums[~np.isfinite(part.max(axis=1, initial=-np.inf)), gi] = -np.inf
     ranked = np.argsort(-sums, axis=1, kind="stable")[:, :top]
     rows = np.arange(n)
 
     out = pd.DataFrame(index=frame.index)
     names = np.array(order, dtype=object)
-    chosen_groups = []
+    chosen_groups, chosen_features = [], []
     for k in range(top):
         if k >= len(order):  # fewer groups than reasons: empty, as where no group raises it
             out[f"reason_{k + 1}"] = np.full(n, None, dtype=object)
@@ -255,7 +291,9 @@ def reasons(
             texts[hit] = [phrase(name, v, typical.get(name), windows) for v in x[hit, fi]]
         out[f"reason_{k + 1}"] = texts
         chosen_groups.append(np.where(raises, names[gk], None))
+        chosen_features.append(np.where(raises, np.array(features, dtype=object)[fk], None))
     listed = np.array(chosen_groups, dtype=object).T if chosen_groups else np.empty((n, 0))
     out["reason_groups"] = ["; ".join(g for g in row if g) or None for row in listed]
     out["lead_group"] = listed[:, 0] if listed.shape[1] else None
+    out["lead_feature"] = chosen_features[0] if chosen_features else None
     return out

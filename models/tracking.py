@@ -24,7 +24,6 @@ from models.lineage import (
     from_tags,
     lineage_alias,
     lineage_of,
-    version_tags,
 )
 from pipeline.errors import UserError
 
@@ -85,6 +84,53 @@ def run_tags(root: Path) -> dict[str, str]:
     return tags
 
 
+def run_name(stage: str) -> str:
+    """The MLflow run's name: the DVC experiment's when DVC runs one, else the stage and time."""
+    from datetime import datetime
+
+    return os.environ.get("DVC_EXP_NAME") or f"{stage}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def register(
+    name: str,
+    model_uri: str,
+    run_id: str,
+    description: str,
+    tags: Mapping[str, str],
+    model_id: str | None = None,
+) -> str:
+    """A new version of the registered model `name`, with its description and tags; its number.
+
+    Through the client rather than `log_model(registered_model_name=...)`, which prints
+    registration notices on the console and takes no description."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        with contextlib.suppress(MlflowException):  # created meanwhile by a parallel run
+            client.create_registered_model(
+                name, description="Churn risk of B2B accounts (aftersale)."
+            )
+    created = client.create_model_version(
+        name, model_uri, run_id, tags=dict(tags), description=description, model_id=model_id
+    )
+    return str(created.version)
+
+
+def annotate_version(
+    name: str, version: str, description: str | None, tags: Mapping[str, str]
+) -> None:
+    """Add tags to a registered version (test metrics, the decision) and extend its
+    description."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if description:
+        current = client.get_model_version(name, version).description or ""
+        text = f"{current}\n\n{description}" if current else description
+        client.update_model_version(name, version, description=text)
+
+
 def set_aliases(name: str, version: str, lineage: str | None = None) -> bool:
     """Make `version` the challenger; also the champion when there is none. True if champion.
 
@@ -106,13 +152,6 @@ def set_aliases(name: str, version: str, lineage: str | None = None) -> bool:
         if champion != CHAMPION:
             client.set_registered_model_alias(name, CHAMPION, version)
         return True
-
-
-def tag_version(name: str, version: str, fingerprint: Mapping[str, Any]) -> None:
-    """Tag a registered model version with the data it was trained on (models/lineage.py)."""
-    client = MlflowClient()
-    for key, value in version_tags(fingerprint).items():
-        client.set_model_version_tag(name, version, key, value)
 
 
 @dataclass

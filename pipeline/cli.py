@@ -5,16 +5,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from pipeline.errors import UserError
 from pipeline.paths import default_params_file, repo_root
+from pipeline.progress import step
+
+
+def _flag_type(self, ctx):  # a flag takes no value: no "<bool>" beside it in --help
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type
 
 app = typer.Typer(
     help="aftersale: churn risk for B2B suppliers from the health of each relationship.",
@@ -26,14 +35,14 @@ log = logging.getLogger("churn")
 
 ParamsOpt = Annotated[
     Path | None,
-    typer.Option("--params", help="params file [default: params.yaml at the project root]"),
+    typer.Option("--params", help="params file \\[default: params.yaml at the project root]"),
 ]
 EngineOpt = Annotated[
     str | None,
     typer.Option(
         "--engine",
-        help="duckdb (default) or spark: PySpark on $AFTERSALE_SPARK_MASTER, else local[2] "
-        "(docs/spark.md)",
+        help="duckdb or spark: PySpark on $AFTERSALE_SPARK_MASTER, else local[2] "
+        "(docs/spark.md) \\[default: duckdb]",
     ),
 ]
 
@@ -64,18 +73,37 @@ def _date(value: str | None, option: str):
     return None if value is None else parse_date(value, option).normalize()
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("aftersale")
+        except PackageNotFoundError:  # run from a checkout that was not installed
+            number = "unknown"
+        typer.echo(f"churn (aftersale) {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _setup(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="debug logging, MLflow's own messages too")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
+    from pipeline.progress import StderrHandler
+
     # Before mlflow is imported: its INFO chatter (and a pickling notice) would bury our output.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    handler = StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("alembic", "mlflow", "urllib3", "git", "numexpr", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:
@@ -87,13 +115,13 @@ def _setup(
 def simulate(
     out: Annotated[Path, typer.Option(help="folder for the input tables")] = Path("data/raw"),
     truth: Annotated[
-        Path | None, typer.Option(help="ground-truth file [default: OUT/../truth.parquet]")
+        Path | None, typer.Option(help="ground-truth file \\[default: OUT/../truth.parquet]")
     ] = None,
     accounts: Annotated[
-        int | None, typer.Option(help="accounts [default: params simulate.accounts]")
+        int | None, typer.Option(help="accounts \\[default: params simulate.accounts]")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="random seed [default: params simulate.seed]")
+        int | None, typer.Option(help="random seed \\[default: params simulate.seed]")
     ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet")] = None,
     params_file: ParamsOpt = None,
@@ -117,7 +145,8 @@ def simulate(
     if fmt not in ("csv", "parquet"):
         raise UserError(f"--format must be csv or parquet, not {fmt!r}")
     started = time.perf_counter()
-    rows = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
+    with step(f"simulating {config.n_accounts:,} accounts over {config.weeks} weeks"):
+        rows = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
     counts = ", ".join(f"{name} {n}" for name, n in rows.items())
     typer.echo(
         f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
@@ -133,13 +162,13 @@ def validate(
     ),
     policy: Annotated[
         str | None,
-        typer.Option(help="fail or drop (rows with problems) [default: params validate.policy]"),
+        typer.Option(help="fail or drop (rows with problems) \\[default: params validate.policy]"),
     ] = None,
     end_date: Annotated[
         str | None,
         typer.Option(
             help="YYYY-MM-DD (or an ISO date-time): no event after it "
-            "[default: params validate.end_date]"
+            "\\[default: params validate.end_date]"
         ),
     ] = None,
     report: Annotated[
@@ -155,20 +184,22 @@ def validate(
 
     params = _optional_params(params_file)
     settings = params.get("validate") or {}
-    result = check(
-        data,
-        policy=policy or settings.get("policy", "fail"),
-        end_date=end_date if end_date is not None else settings.get("end_date"),
-        vocabulary=settings.get("vocabulary"),
-        gap_days=settings.get("gap_days", LATE_GAP_DAYS),
-    )
+    with step(f"checking the tables in {data}"):
+        result = check(
+            data,
+            policy=policy or settings.get("policy", "fail"),
+            end_date=end_date if end_date is not None else settings.get("end_date"),
+            vocabulary=settings.get("vocabulary"),
+            gap_days=settings.get("gap_days", LATE_GAP_DAYS),
+        )
     if report is not None:
         write_json(result.report(), report)
     result.raise_if_failed()
     result.notes.extend(
         f"{group}: left out {', '.join(names)}" for group, names in left_out(result.columns).items()
     )
-    write_clean(result, out)
+    with step(f"writing the clean tables to {out}"):
+        write_clean(result, out)
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.dropped:
@@ -231,7 +262,8 @@ def featurize(
             f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
         )
         return
-    validated = load(data, params.get("validate"))
+    with step(f"reading {data}"):
+        validated = load(data, params.get("validate"))
     schedule = fz.schedule_for(
         pd.Timestamp(validated.data_start),
         fz.data_end(validated),
@@ -242,7 +274,8 @@ def featurize(
     cutoffs = schedule.cutoffs
     typer.echo(f"schedule: {schedule.describe()}")
     started = time.perf_counter()
-    frame, mode = fx.training_frame(validated, cutoffs, cfg, label, groups, spec)
+    with step(f"features and labels at {len(cutoffs)} cutoffs"):
+        frame, mode = fx.training_frame(validated, cutoffs, cfg, label, groups, spec)
     from pipeline.io import atomic_dir
     from pipeline.lineage import data_lineage, fingerprint
 
@@ -284,7 +317,8 @@ def train(
     """Train LightGBM, log the run to MLflow, register the model as challenger."""
     from pipeline.train import run
 
-    info = run(frame, model_out, _params(params_file), repo_root())
+    with step("training"):
+        info = run(frame, model_out, _params(params_file), repo_root())
     typer.echo(
         f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
         f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
@@ -306,10 +340,11 @@ def evaluate(
 
     params = _params(params_file)
     truth = params.get("data", {}).get("truth")
-    metrics, decision = run(
-        frame, model, Path(truth) if truth else None, reports, params, repo_root()
-    )
-    typer.echo(summary(metrics) + f"\n-> {reports / 'metrics.json'}")
+    with step("evaluating on the out-of-time test fold"):
+        metrics, decision = run(
+            frame, model, Path(truth) if truth else None, reports, params, repo_root()
+        )
+    typer.echo(f"{summary(metrics)}\n-> {reports / 'metrics.json'}, {reports / 'evaluation.json'}")
     if decision is not None:
         typer.echo(decision.message())
 
@@ -331,20 +366,20 @@ def score(
         typer.Option(
             "--as-of",
             help="YYYY-MM-DD (an ISO date-time counts from its day, a time zone converted "
-            "to UTC) [default: the day after the data ends]",
+            "to UTC) \\[default: the day after the data ends]",
         ),
     ] = None,
     model: Annotated[
         str | None,
         typer.Option(
-            help="model URI or folder [default: the registry champion of the data's lineage, "
+            help="model URI or folder \\[default: the registry champion of the data's lineage, "
             "else data/model if trained on it]"
         ),
     ] = None,
     previous: Annotated[
         Path | None,
         typer.Option(
-            help="earlier score file for p_churn_change [default: the same model's score "
+            help="earlier score file for p_churn_change \\[default: the same model's score "
             "score.change_days (28) days before --as-of]"
         ),
     ] = None,
@@ -374,9 +409,12 @@ def score(
     when = _date(as_of, "--as-of")
     listed = read_account_list(accounts) if accounts is not None else None
     earlier = read_previous(previous) if previous is not None else None
-    validated = load(data, params.get("validate"))
-    loaded, reference = load_scoring_model(params, model, validated)
-    meta = run(validated, loaded, when, listed, settings, out, reference, earlier)
+    with step(f"reading {data}"):
+        validated = load(data, params.get("validate"))
+    with step("loading the model"):
+        loaded, reference = load_scoring_model(params, model, validated)
+    with step("scoring"):
+        meta = run(validated, loaded, when, listed, settings, out, reference, earlier)
     if loaded.note:
         typer.echo(f"note: {loaded.note}", err=True)
     warning = drift_warning(meta["drift"])
@@ -406,7 +444,8 @@ def report(
     """Write reports/report.html: metrics, plots, importance, risk, top accounts with reasons."""
     from pipeline.report import run
 
-    out = run(frame, model, data, reports, _params(params_file), repo_root())
+    with step("writing the report"):
+        out = run(frame, model, data, reports, _params(params_file), repo_root())
     typer.echo(f"report -> {out}")
 
 
@@ -414,7 +453,7 @@ def report(
 def compare(
     last: Annotated[int, typer.Option(help="how many recent runs")] = 5,
     experiment: Annotated[
-        str | None, typer.Option(help="MLflow experiment [default: params mlflow.experiment]")
+        str | None, typer.Option(help="MLflow experiment \\[default: params mlflow.experiment]")
     ] = None,
     params_file: ParamsOpt = None,
 ) -> None:
@@ -435,23 +474,23 @@ def explain(
         typer.Option(
             "--as-of",
             help="YYYY-MM-DD (an ISO date-time counts from its day, a time zone converted "
-            "to UTC) [default: the day after the data ends]",
+            "to UTC) \\[default: the day after the data ends]",
         ),
     ] = None,
     model: Annotated[
         str | None,
         typer.Option(
-            help="model URI or folder [default: the registry champion of the data's lineage, "
+            help="model URI or folder \\[default: the registry champion of the data's lineage, "
             "else data/model if trained on it]"
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="PNG chart [default: outputs/explain_ACCOUNT.png]")
+        Path | None, typer.Option(help="PNG chart \\[default: outputs/explain_ACCOUNT.png]")
     ] = None,
     cutoffs: Annotated[int, typer.Option(help="how many cutoffs up to --as-of")] = 6,
     every: Annotated[
         int | None,
-        typer.Option(help="days between cutoffs [default: the training schedule's step]"),
+        typer.Option(help="days between cutoffs \\[default: the training schedule's step]"),
     ] = None,
     params_file: ParamsOpt = None,
 ) -> None:
@@ -473,16 +512,20 @@ def explain(
     if every is not None and every < 1:
         raise UserError("--every must be at least 1 day")
     asked = _date(as_of, "--as-of")
-    validated = load(data, params.get("validate"))
+    with step(f"reading {data}"):
+        validated = load(data, params.get("validate"))
     every_days = every or _schedule_step(validated, params)
-    loaded, reference = load_scoring_model(params, model, validated)
+    with step("loading the model"):
+        loaded, reference = load_scoring_model(params, model, validated)
     when = asked or data_end(validated)
-    table, groups = ex.history(
-        validated, loaded, account_id, when, settings, reference, cutoffs, every_days
-    )
+    with step(f"{account_id} at {cutoffs} cutoffs"):
+        table, groups = ex.history(
+            validated, loaded, account_id, when, settings, reference, cutoffs, every_days
+        )
     title = ex.account_title(validated, account_id, loaded)
     summary = ex.verdict(table, groups)
-    ex.chart(title, table, groups, summary, table.attrs.get("tier_bounds"), out)
+    with step("drawing the chart"):
+        ex.chart(title, table, groups, summary, table.attrs.get("tier_bounds"), out)
     typer.echo(ex.render(account_id, title, table, summary))
     typer.echo(f"chart -> {out}")
 
@@ -553,18 +596,20 @@ def docs(
     typer.echo(f"wrote {out}")
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def bench(ctx: typer.Context) -> None:
-    """Benchmark: time and peak memory of each stage on a simulated world (bench/run.py)."""
-    import subprocess
+def _bench_command() -> None:
+    """`churn bench`: the typer command of bench/run.py, when the checkout has it."""
+    import importlib.util
 
     script = repo_root() / "bench" / "run.py"
-    if not script.is_file():
-        raise UserError(f"{script} not found: churn bench runs from a checkout of the project")
-    raise SystemExit(subprocess.call([sys.executable, str(script), *ctx.args]))
+    if not script.is_file():  # an installed package without the checkout: no benchmark
+        return
+    spec = importlib.util.spec_from_file_location("aftersale_bench", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app.command("bench", help=module.app.registered_commands[0].help)(module.bench)
+
+
+_bench_command()
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -32,6 +33,7 @@ from pipeline import figures
 from pipeline.errors import UserError
 from pipeline.featurize import KEYS, LABEL
 from pipeline.io import write_json, write_table
+from pipeline.progress import step
 from pipeline.split import Folds
 from pipeline.train import INFO_NAME, MODEL_SUBDIR, folds_for, read_frame
 
@@ -69,6 +71,9 @@ PNG_FILES = (
     "evaluation.png",
 )
 PROMOTION_NAME = "promotion.json"
+EVALUATION_NAME = "evaluation.json"  # every figure, by section: the report and MLflow read it
+METRICS_NAME = "metrics.json"  # DVC's metrics: the few numbers compared across experiments
+HEADLINE = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct")  # of the test fold
 PREDICTIONS_NAME = "test_predictions.csv"
 BOOTSTRAP_RESAMPLES = 1000
 
@@ -151,6 +156,23 @@ def _curves(fn, y: np.ndarray, model: np.ndarray, baselines: dict, oracle) -> di
     }
 
 
+CURVE_METRICS = {"auc": "AUC", "pr_auc": "PR-AUC", "recall_at_10pct": "recall@10%"}
+
+
+def curve_labels(metrics: dict[str, Any], metric: str) -> dict[str, str]:
+    """Each curve's legend label with the metric of its own plot (ROC: AUC, precision-recall:
+    PR-AUC, gains: recall at 10% contacted)."""
+    short = CURVE_METRICS[metric]
+    labels = dict(LABELS)
+    model = model_label(metrics.get("model", {}))
+    labels["model"] = f"{model} {short} {metrics['test'][metric]:.3f}"
+    for name, m in metrics.get("baselines", {}).items():
+        labels[name] = f"{LABELS.get(name, name)} {short} {m[metric]:.3f}"
+    if "oracle" in metrics:
+        labels["oracle"] = f"{LABELS['oracle']} {short} {metrics['oracle'][metric]:.3f}"
+    return labels
+
+
 def write_plots(
     plots: Path,
     y: np.ndarray,
@@ -177,17 +199,15 @@ def write_plots(
     write_table(thin[depth_cols + money].round(5), plots / "campaign.csv")
 
     t = metrics["test"]
-    labels = {**LABELS}
-    labels["model"] = f"{model_label(metrics.get('model', {}))} AUC {t['auc']:.3f}"
-    for name in baselines:
-        labels[name] = f"{LABELS.get(name, name)} AUC {metrics['baselines'][name]['auc']:.3f}"
-    if "oracle" in metrics:
-        labels["oracle"] = f"{LABELS['oracle']} AUC {metrics['oracle']['auc']:.3f}"
     draws = {
-        "roc.png": lambda ax: figures.roc_panel(ax, roc, labels),
-        "pr.png": lambda ax: figures.pr_panel(ax, pr, labels, t["churn_rate"]),
+        "roc.png": lambda ax: figures.roc_panel(ax, roc, curve_labels(metrics, "auc")),
+        "pr.png": lambda ax: figures.pr_panel(
+            ax, pr, curve_labels(metrics, "pr_auc"), t["churn_rate"]
+        ),
         "calibration.png": lambda ax: figures.calibration_panel(ax, calib, calib_raw, t["ece"]),
-        "gains.png": lambda ax: figures.gains_panel(ax, gains, labels),
+        "gains.png": lambda ax: figures.gains_panel(
+            ax, gains, curve_labels(metrics, "recall_at_10pct")
+        ),
         "campaign.png": lambda ax: figures.campaign_panel(
             ax, thin, t.get("campaign_depth"), t.get("campaign_depth_policy")
         ),
@@ -318,7 +338,8 @@ def run(
     uncal = binary_metrics(y_test, p_uncal)
     metrics["uncalibrated"] = {k: uncal[k] for k in ("auc", "brier", "log_loss", "ece")}
 
-    p_base = baseline_predictions(frame, folds, model.features, params.get("label"))
+    with step("fitting the baselines on the training fold"):
+        p_base = baseline_predictions(frame, folds, model.features, params.get("label"))
     metrics["baselines"] = {}
     for name, p in p_base.items():
         m = binary_metrics(y_test, p)
@@ -337,7 +358,8 @@ def run(
         if b[key] >= metrics["test"][key]
     ]
     metrics["test"]["beats_baselines"] = int(not behind)
-    metrics["vs_baselines"] = compare_with_baselines(test, p_test, p_base, metrics)
+    with step("bootstrap intervals of the AUC differences"):
+        metrics["vs_baselines"] = compare_with_baselines(test, p_test, p_base, metrics)
     if behind:
         log.warning("the model does not beat every baseline: %s", "; ".join(behind))
     metrics["model"] = {
@@ -349,17 +371,33 @@ def run(
     }
 
     plots = Path(reports_dir) / "plots"
-    write_plots(plots, y_test, p_test, p_uncal, p_base, p_oracle, campaign, metrics)
-    write_json(metrics, Path(reports_dir) / "metrics.json")
+    with step("drawing the plots"):
+        write_plots(plots, y_test, p_test, p_uncal, p_base, p_oracle, campaign, metrics)
+    write_json(metrics, Path(reports_dir) / EVALUATION_NAME)
+    write_json(headline(metrics), Path(reports_dir) / METRICS_NAME)
     write_predictions(test, p_test, p_base, Path(reports_dir) / PREDICTIONS_NAME)
 
     configure(root, params["mlflow"]["experiment"])
     metric = (params.get("promote") or {}).get("metric", "auc")
-    decision = promote(root, params, info, test, metrics["test"].get(metric, float("nan")))
+    with step("champion/challenger"):
+        decision = promote(root, params, info, test, metrics["test"].get(metric, float("nan")))
     if decision is not None:
         write_json(decision.as_dict(), Path(reports_dir) / PROMOTION_NAME)
-    _log_to_run(info["run_id"], metrics, plots, decision)
+    _log_to_run(info, metrics, plots, decision, test, frame_dir, params["mlflow"])
     return metrics, decision
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers `dvc metrics show` and `dvc exp show` compare: test AUC, PR-AUC, Brier,
+    ECE, lift at 10%, the validation AUC, and the share of the oracle's AUC (simulated data)
+    and the campaign's best value (when priced) where there are such figures."""
+    t = metrics["test"]
+    out = {k: float(t[k]) for k in HEADLINE}
+    out["valid_auc"] = float(metrics["valid"]["auc"])
+    for key in ("auc_vs_oracle", "campaign_value"):
+        if key in t:
+            out[key] = float(t[key])
+    return out
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -374,10 +412,35 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}
 
 
+def version_notes(metrics: dict[str, Any], decision: Decision | None) -> tuple[str, dict]:
+    """The evaluation in words and as tags, for the registered version."""
+    t = metrics["test"]
+    tags = {f"test.{k}": f"{t[k]:.4f}" for k in HEADLINE}
+    text = (
+        f"Out-of-time test fold ({t['n']} rows): AUC {t['auc']:.4f}, PR-AUC {t['pr_auc']:.4f}, "
+        f"Brier {t['brier']:.4f}, ECE {t['ece']:.4f}, lift at 10% {t['lift_at_10pct']:.2f}."
+    )
+    if decision is not None:
+        tags["promotion.decision"] = "promoted" if decision.promote else "not promoted"
+        text += f" Champion/challenger: {decision.message()}."
+    return text, tags
+
+
 def _log_to_run(
-    run_id: str, metrics: dict[str, Any], plots: Path, decision: Decision | None
+    info: dict[str, Any],
+    metrics: dict[str, Any],
+    plots: Path,
+    decision: Decision | None,
+    test: pd.DataFrame,
+    frame_dir: Path,
+    cfg: dict[str, Any],
 ) -> None:
-    """Add test, baseline and oracle metrics, plots and the promotion to the training run."""
+    """Add test, baseline and oracle metrics, plots, the test fold (an MLflow dataset) and the
+    promotion to the training run; the evaluation to its registered version."""
+    from models.tracking import annotate_version
+    from pipeline.train import log_dataset
+
+    run_id = info["run_id"]
     try:
         MlflowClient().get_run(run_id)
     except MlflowException:
@@ -390,6 +453,7 @@ def _log_to_run(
         return
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(flat_metrics(metrics))
+        log_dataset(test, frame_dir, "test")
         for name in (*PNG_FILES, *PLOT_FILES):
             mlflow.log_artifact(str(plots / name), artifact_path="plots")
         if decision is not None:
@@ -405,6 +469,9 @@ def _log_to_run(
             if decision.champion_score is not None:
                 scores[f"promotion.champion_{decision.metric}"] = decision.champion_score
             mlflow.log_metrics(scores)
+    text, tags = version_notes(metrics, decision)
+    with contextlib.suppress(MlflowException):  # the version is gone: the run has it all
+        annotate_version(cfg["registered_model"], str(info["version"]), text, tags)
 
 
 def summary(metrics: dict[str, Any]) -> str:

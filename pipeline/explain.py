@@ -21,6 +21,7 @@ from pipeline.score import (
     TOP,
     Settings,
     _status_of_unscored,
+    actions,
     check_as_of,
     model_features,
     predict,
@@ -115,7 +116,7 @@ def history(
             "p_churn_change": p.diff().round(6),
         }
     ).join(words)
-    table["action"] = table["lead_group"].map(settings.playbook)
+    table["action"] = actions(table, settings.playbook)
     table["status"] = SCORED
     groups = group_contributions(contrib)
     groups.index = table["as_of"]

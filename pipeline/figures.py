@@ -73,7 +73,7 @@ def calibration_panel(ax: Axes, calib: pd.DataFrame, raw: pd.DataFrame | None, e
     ax.set(
         xlabel="mean predicted churn probability",
         ylabel="observed churn rate",
-        title="Reliability (10 equal-size bins)",
+        title="Reliability (deciles; top 10% split at 5% and 1%)",
         xlim=(0, top),
         ylim=(0, top),
     )

@@ -23,12 +23,14 @@ import pandas as pd  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from models.reasons import contributions, feature_groups, group_contributions, reasons  # noqa: E402
+from models.promotion import Decision  # noqa: E402
+from models.reasons import contributions, feature_groups, group_contributions  # noqa: E402
 from models.tracking import configure  # noqa: E402
 from pipeline import figures  # noqa: E402
 from pipeline.errors import UserError  # noqa: E402
 from pipeline.evaluate import (  # noqa: E402
     DEPTHS,
+    EVALUATION_NAME,
     LABELS,
     PROMOTION_NAME,
     load_churn_model,
@@ -164,30 +166,31 @@ def risk_figure(p: np.ndarray, y: np.ndarray) -> str:
 
 
 def top_accounts(
-    model,
-    test: pd.DataFrame,
-    p: np.ndarray,
-    contrib: pd.DataFrame,
-    names: pd.DataFrame | None,
-    n: int = 20,
-) -> pd.DataFrame:
-    """The `n` accounts most at risk at the last test cutoff, with their reasons."""
-    last = test["cutoff"].max()
-    at = test.assign(p_churn=p)[test["cutoff"] == last].sort_values(
-        "p_churn", ascending=False, kind="stable"
-    )
-    at = at.head(n)
-    why = reasons(model, at, top=3, contrib=contrib.loc[at.index])
-    out = at[["account_id", "cutoff", "p_churn", LABEL]].join(why)
-    if names is not None:
-        out = out.merge(names, on="account_id", how="left")
-    return out
+    model_dir: Path, data_dir: Path | None, params: dict[str, Any], n: int = 20
+) -> tuple[pd.DataFrame, str] | None:
+    """The `n` active accounts most at risk at the scoring date (the day after the data ends),
+    scored as the score stage scores them (`churn score --all-active --model MODEL_DIR`): the
+    same probabilities, tiers, reasons with the training fold's typical values, and actions.
+    None without the data to score."""
+    from pipeline.featurize import data_end
+    from pipeline.score import Settings, load_scoring_model, score
+    from pipeline.validate import load
+
+    if data_dir is None or not Path(data_dir).is_dir():
+        return None
+    validated = load(Path(data_dir), params.get("validate"))
+    loaded, reference = load_scoring_model(params, str(model_dir), validated)
+    as_of = data_end(validated)
+    settings = Settings.from_params(params.get("score") or {})
+    scores, _ = score(validated, loaded, as_of, None, settings, reference)
+    return scores.head(n), as_of.date().isoformat()
 
 
 def accounts_table(top: pd.DataFrame) -> str:
     cols = [c for c in ("name", "segment", "region") if c in top.columns]
     head = "".join(f'<th class="l">{c}</th>' for c in ["account", *cols])
-    head += '<th>p(churn)</th><th>churned in window</th><th class="l">reasons</th>'
+    head += '<th>p(churn)</th><th>tier</th><th>change</th><th class="l">reasons</th>'
+    head += '<th class="l">action</th>'
     rows = []
     for _, r in top.iterrows():
         cells = f'<td class="l">{html.escape(str(r["account_id"]))}</td>'
@@ -196,8 +199,13 @@ def accounts_table(top: pd.DataFrame) -> str:
             str(r[f"reason_{k}"]) for k in (1, 2, 3) if isinstance(r.get(f"reason_{k}"), str)
         ]
         text = "<br>".join(html.escape(x) for x in reasons_) or "no group raises the risk"
-        cells += f"<td>{r['p_churn']:.3f}</td><td>{'yes' if r[LABEL] else 'no'}</td>"
+        change = r.get("p_churn_change")
+        cells += (
+            f"<td>{r['p_churn']:.3f}</td><td>{html.escape(str(r['risk_tier']))}</td>"
+            f"<td>{'' if pd.isna(change) else f'{change:+.3f}'}</td>"
+        )
         cells += f'<td class="reason">{text}</td>'
+        cells += f'<td class="reason">{html.escape(str(r.get("action") or ""))}</td>'
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -231,33 +239,34 @@ def campaign_html(t: dict[str, Any], camp: dict[str, Any]) -> str:
     )
 
 
-def _names(data_dir: Path | None) -> pd.DataFrame | None:
-    path = Path(data_dir) / "accounts.parquet" if data_dir else None
-    if path is None or not path.is_file():
-        return None
-    frame = pd.read_parquet(path)
-    keep = [c for c in ("account_id", "name", "segment", "region") if c in frame.columns]
-    frame = frame[keep].copy()
-    frame["account_id"] = frame["account_id"].astype(str)
-    return frame
-
-
 def _promotion_html(reports_dir: Path) -> str:
     path = Path(reports_dir) / PROMOTION_NAME
     if not path.is_file():
         return '<p class="note">No champion/challenger decision recorded for this run.</p>'
     d = json.loads(path.read_text())
-    champ = (
-        f"champion v{d['champion_version']}: {d['metric']} {d['champion_score']:.4f}"
-        if d.get("champion_score") is not None
-        else f"champion v{d.get('champion_version')}"
-    )
-    verdict = "promoted to champion" if d["promote"] else "not promoted"
     return (
-        f'<p class="{"ok" if d["promote"] else "note"}">Challenger v{d["challenger_version"]}: '
-        f"{d['metric']} {d['challenger_score']:.4f}; {html.escape(champ)}; margin "
-        f"{d['margin']:g}: <b>{verdict}</b> ({html.escape(d['reason'])}).</p>"
+        f'<p class="{"ok" if d["promote"] else "note"}">'
+        f"Champion/challenger: {html.escape(Decision(**d).message())}.</p>"
     )
+
+
+def accounts_section(found: tuple[pd.DataFrame, str] | None) -> list[str]:
+    """The heading, note and table of the accounts most at risk at the scoring date."""
+    if found is None:
+        return ["<h2>Accounts at risk</h2>", '<p class="note">No data to score: pass --data.</p>']
+    top, as_of = found
+    return [
+        f"<h2>Top {len(top)} at-risk active accounts as of {as_of}</h2>",
+        "<p class='sub'>Scored at the scoring date (the day after the data ends) exactly as "
+        "<code>churn score --all-active</code> scores them (outputs/scores.csv): active "
+        "accounts only, most at risk first. Reasons: the feature groups that raise each "
+        "account's risk most (each feature's exact contribution to the log-odds, summed by "
+        "group: TreeSHAP, weighted with the logistic regression's when the model is a blend), "
+        "each worded with the group's leading feature whose value lies on the risky side of "
+        "the typical one (the training fold's median); the action follows the first reason's "
+        "feature, else its group (params score.playbook).</p>",
+        accounts_table(top),
+    ]
 
 
 def build(
@@ -268,7 +277,7 @@ def build(
     params: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     """The report's HTML, and the train_info of the model it describes."""
-    metrics_path = Path(reports_dir) / "metrics.json"
+    metrics_path = Path(reports_dir) / EVALUATION_NAME
     if not metrics_path.is_file():
         raise UserError(f"no {metrics_path}; run `churn evaluate` (or `dvc repro`) first")
     metrics = json.loads(metrics_path.read_text())
@@ -279,7 +288,7 @@ def build(
     p = model.predict_proba(test)
     contrib = contributions(model, test)
     gain_png, top_png = importance_figures(model, test, contrib)
-    top = top_accounts(model, test, p, contrib, _names(data_dir))
+    found = top_accounts(model_dir, data_dir, params)
 
     t = metrics["test"]
     plots = Path(reports_dir) / "plots"
@@ -341,13 +350,7 @@ def build(
         _img(top_png, "top features", 1000),
         "<h2>Distribution of risk (test fold)</h2>",
         _img(risk_figure(p, test[LABEL].to_numpy()), "risk distribution", 1000),
-        f"<h2>Top {len(top)} at-risk accounts at the last test cutoff "
-        f"({pd.Timestamp(test['cutoff'].max()).date()})</h2>",
-        "<p class='sub'>Reasons: the feature groups that raise each account's risk most "
-        "(each feature's exact contribution to the log-odds, summed by group: TreeSHAP, "
-        "weighted with the logistic regression's when the model is a blend), each worded "
-        "with the group's leading feature.</p>",
-        accounts_table(top),
+        *accounts_section(found),
         "</body></html>",
     ]
     return "\n".join(parts), info

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pipeline.history import DEFAULT as DEFAULT_HISTORY
 from pipeline.history import folder as history_folder
 from pipeline.history import record
 from pipeline.io import atomic_files, check_table_suffix, neutralise, numbers, read_table
+from pipeline.progress import counter, step
 from pipeline.validate import Validated
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ COLUMNS = [
     "action",
 ]
 DEFAULT_TIERS = {"high": 0.05, "medium": 0.20, "low": 1.0}  # shares of the active accounts
+# The action for the leading reason, by its group; params.yaml `score.playbook` replaces these
+# key by key and adds actions keyed by feature (the lever the reason points at), which win.
 DEFAULT_PLAYBOOK = {
     "silence": "call the account now: it has gone quiet",
     "promises": "review its deliveries with operations",
@@ -62,6 +64,12 @@ DEFAULT_PLAYBOOK = {
     "trust": "an executive meeting to reset the relationship",
     "engagement": "a business review",
 }
+
+
+def actions(reasons_: pd.DataFrame, playbook: Mapping[str, str]) -> pd.Series:
+    """The playbook's action for each row's leading reason: by its feature, else its group."""
+    by_feature = reasons_["lead_feature"].map(playbook)
+    return by_feature.where(by_feature.notna(), reasons_["lead_group"].map(playbook))
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,14 @@ class Settings:
         if bad or not settings.tiers:
             raise UserError(
                 f"score.tiers needs a value between 0 and 1 for each tier; check {bad or 'it'}"
+            )
+        from features.catalog import CATALOG, GROUPS
+
+        stray = sorted(set(settings.playbook) - {*GROUPS, *(f.name for f in CATALOG)})
+        if stray:
+            raise UserError(
+                "score.playbook keys are feature groups or feature names (docs/features.md); "
+                f"unknown: {', '.join(stray)}"
             )
         unknown = sorted(set(settings.reason_tiers) - set(settings.tiers))
         if unknown:
@@ -289,12 +305,13 @@ def model_features(
     cm = model.churn_model
     cfg = FeatureConfig.from_params(cm.feature_config)
     label = LabelSpec.from_params(cm.label)
-    if engine == "spark":
-        from pipeline import spark
+    with step(f"features of every account as of {as_of.date()}"):
+        if engine == "spark":
+            from pipeline import spark
 
-        feats = spark.features_at(validated, as_of, cfg, label)
-    else:
-        feats = features_at(validated, as_of, cfg, label)
+            feats = spark.features_at(validated, as_of, cfg, label)
+        else:
+            feats = features_at(validated, as_of, cfg, label)
     missing = [f for f in cm.features if f not in feats.columns]
     if missing:
         raise UserError(
@@ -318,29 +335,6 @@ def predict(model: Any, feats: pd.DataFrame, engine: str = "duckdb") -> np.ndarr
     return np.round(np.asarray(cm.predict_proba(feats), dtype="float64"), 6)
 
 
-class Progress:
-    """A progress bar on stderr while reasons are computed; silent when stderr is no terminal."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=total,
-            desc=desc,
-            unit=" accounts",
-            file=sys.stderr,
-            disable=None,
-            mininterval=0.5,
-            leave=False,
-        )
-
-    def __call__(self, n: int) -> None:
-        self.bar.update(n)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def explain_rows(
     model: Any,
     feats: pd.DataFrame,
@@ -349,10 +343,9 @@ def explain_rows(
     progress: bool = True,
 ) -> pd.DataFrame:
     """reason_1..3, reason_groups and action for every row of `feats` (a feature frame)."""
-    bar = Progress(len(feats), "reasons") if progress and len(feats) > 5000 else None
-    contrib = contributions(model, feats, progress=bar)
-    if bar is not None:
-        bar.close()
+    with step(f"reasons for {len(feats):,} accounts"):
+        done = counter(len(feats), "reasons") if progress else None
+        contrib = contributions(model, feats, progress=done)
     out = reasons(
         model,
         feats,
@@ -361,8 +354,8 @@ def explain_rows(
         contrib=contrib,
         min_contribution=settings.min_contribution,
     )
-    out["action"] = out["lead_group"].map(settings.playbook)
-    return out.drop(columns="lead_group")
+    out["action"] = actions(out, settings.playbook)
+    return out.drop(columns=["lead_group", "lead_feature"])
 
 
 def score_features(
@@ -393,7 +386,8 @@ def score_features(
     explained = explain_rows(model, feats[wanted], settings, _typical(reference, feats), progress)
     out = out.join(explained)
     explained_at = time.perf_counter()
-    drift = drift_report(feats, reference, settings.psi_threshold, settings.drift_min_rows)
+    with step("drift of every feature against the training fold"):
+        drift = drift_report(feats, reference, settings.psi_threshold, settings.drift_min_rows)
     facts = {
         "tiers_by": settings.tiers_by,
         "tier_bounds": bounds,

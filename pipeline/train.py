@@ -23,11 +23,12 @@ from models.drift import REFERENCE_NAME, reference_profile
 from models.estimator import fit_lgbm
 from models.lineage import FINGERPRINT_NAME, TAG_LINEAGE, TAG_SOURCE, lineage_of, version_tags
 from models.metrics import binary_metrics
-from models.tracking import configure, run_tags, set_aliases, tag_version
+from models.tracking import configure, register, run_name, run_tags, set_aliases
 from pipeline.errors import UserError
 from pipeline.featurize import KEYS, LABEL, LabelSpec
 from pipeline.io import atomic_dir, write_json
 from pipeline.params import flatten
+from pipeline.progress import step
 from pipeline.split import Folds, split_cutoffs
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,29 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy")]
 
 
+def log_dataset(part: pd.DataFrame, frame_dir: Path, context: str) -> None:
+    """One fold of the training frame as an MLflow dataset input of the active run
+    (context: train, valid or test), its source the frame's file."""
+    source = str((Path(frame_dir) / "frame.parquet").resolve())
+    dataset = mlflow.data.from_pandas(part, source=source, targets=LABEL, name=f"{context} fold")
+    mlflow.log_input(dataset, context=context)
+
+
+def version_description(
+    trees: int, weight: float, valid: dict[str, float], folds: Folds, data: dict | None
+) -> str:
+    """What a registered version is, in words, for the registry's page."""
+    from models.lineage import describe
+
+    blend = f", blended {weight:.2f} with a logistic regression" if weight < 1 else ""
+    cutoffs = folds.as_dict()
+    return (
+        f"LightGBM, {trees} trees{blend}, calibrated on the validation fold. Trained on "
+        f"{describe(data)}; training cutoffs {cutoffs['train'][0]} to {cutoffs['train'][-1]}, "
+        f"validation AUC {valid['auc']:.4f}."
+    )
+
+
 def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) -> dict[str, Any]:
     """The train stage: fit, log one MLflow run, register the model, save it for DVC."""
     frame, meta = read_frame(frame_dir)
@@ -158,7 +182,8 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         data = None
     folds = folds_for(frame, params)
     label = {**params["label"], "mode": meta["label_mode"]}
-    model = fit_model(frame, folds, params, label)
+    with step("fitting LightGBM, early stopping on the validation fold"):
+        model = fit_model(frame, folds, params, label)
     estimator, calibrator, features = model.estimator, model.calibrator, model.features
     valid = frame[folds.fold_of(frame["cutoff"]) == "valid"]
     # Typical values (reasons) and bins (drift at scoring) of the training fold, beside the model.
@@ -171,17 +196,27 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
 
     cfg = params["mlflow"]
     experiment_id = configure(root, cfg["experiment"])
-    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags(root)) as active:
+    trees = int(estimator.best_iteration_ or estimator.n_estimators)
+    fold = folds.fold_of(frame["cutoff"])
+    with (
+        step("logging the run, the model and its datasets to MLflow"),
+        mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name("train"), tags=run_tags(root)
+        ) as active,
+    ):
+        run_id = active.info.run_id
         mlflow.log_params(flatten(params))
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
-        mlflow.log_metric("trees", estimator.best_iteration_ or estimator.n_estimators)
+        mlflow.log_metric("trees", trees)
         mlflow.log_metric("blend_weight", model.blend()[0])
+        for context in ("train", "valid"):
+            log_dataset(frame[fold == context], frame_dir, context)
         mlflow.log_dict(calibrator.describe(), "calibration.json")
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
         mlflow.log_dict(reference, REFERENCE_NAME)
+        tags = version_tags(data) if data else {}
         if data:
             mlflow.log_dict(data, FINGERPRINT_NAME)
-            tags = version_tags(data)
             mlflow.set_tags({k: tags[k] for k in (TAG_LINEAGE, TAG_SOURCE)})
         mlflow.log_dict(
             [f.describe() for f in CATALOG if f.name in features],
@@ -192,15 +227,18 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
             python_model=model,
             signature=signature,
             input_example=example,
-            registered_model_name=cfg["registered_model"],
             pip_requirements=_requirements(),
             code_paths=[str(Path(models.__file__).parent)],
         )
-        version_ = str(info.registered_model_version)
-        if data:
-            tag_version(cfg["registered_model"], version_, data)
+        version_ = register(
+            cfg["registered_model"],
+            info.model_uri,
+            run_id,
+            version_description(trees, model.blend()[0], valid_metrics, folds, data),
+            {**tags, "valid.auc": f"{valid_metrics['auc']:.4f}", "trees": str(trees)},
+            info.model_id,
+        )
         champion = set_aliases(cfg["registered_model"], version_, lineage_of(data))
-        run_id = active.info.run_id
 
     train_info = {
         "run_id": run_id,
@@ -208,7 +246,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         "registered_model": cfg["registered_model"],
         "version": version_,
         "champion": champion,
-        "trees": int(estimator.best_iteration_ or estimator.n_estimators),
+        "trees": trees,
         "blend_weight": model.blend()[0],
         "features": features,
         "folds": folds.as_dict(),
@@ -216,7 +254,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         "calibration": calibrator.describe(),
         "data": data,
     }
-    with atomic_dir(model_dir) as tmp:
+    with step(f"saving the model for DVC in {model_dir}"), atomic_dir(model_dir) as tmp:
         mlflow.pyfunc.save_model(
             str(tmp / MODEL_SUBDIR),
             python_model=model,

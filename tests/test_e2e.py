@@ -71,7 +71,7 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def test_metrics_make_sense(repo):
     root, _ = repo
-    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "reports" / "evaluation.json").read_text())
     test, oracle = metrics["test"], metrics["oracle"]
     assert {"auc", "pr_auc", "brier", "log_loss", "lift_at_10pct", "n", "churn_rate"} <= set(test)
     assert test["n"] > 500 and 0.01 < test["churn_rate"] < 0.3
@@ -238,7 +238,7 @@ def test_accounts_and_orders_alone_run_end_to_end(repo):
         root,
         env,
     )
-    metrics = json.loads((root / "min" / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "min" / "reports" / "evaluation.json").read_text())
     assert "oracle" not in metrics and metrics["test"]["auc"] > 0.6
     _run(
         [

@@ -49,7 +49,7 @@ def test_the_simulator_does_not_run_and_nothing_mentions_an_oracle(cdnow):
     root, _, _, output = cdnow
     assert not (root / "data" / "raw").exists() and not (root / "data" / "truth.parquet").exists()
     assert "oracle" not in output.lower() and "simulat" not in output.lower()
-    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "reports" / "evaluation.json").read_text())
     assert "oracle" not in metrics and "auc_vs_oracle" not in metrics["test"]
     assert "campaign_value" not in metrics["test"]  # no money figures unless the user sets them
     html = (root / "reports" / "report.html").read_text()
@@ -69,7 +69,7 @@ def test_schedule_and_validation_follow_the_data(cdnow):
 
 def test_the_model_beats_every_baseline_bg_nbd_included(cdnow):
     root, _, _, _ = cdnow
-    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "reports" / "evaluation.json").read_text())
     test, baselines = metrics["test"], metrics["baselines"]
     assert {"bg_nbd", "logistic_regression", "recency_frequency"} <= set(baselines)
     assert 0.70 < baselines["bg_nbd"]["auc"] < test["auc"] < 0.9
@@ -82,7 +82,7 @@ def test_the_model_beats_every_baseline_bg_nbd_included(cdnow):
 
 def test_per_row_predictions_beside_the_metrics(cdnow):
     root, _, _, _ = cdnow
-    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    metrics = json.loads((root / "reports" / "evaluation.json").read_text())
     rows = pd.read_csv(root / "reports" / "test_predictions.csv")
     assert list(rows.columns[:4]) == ["account_id", "cutoff", "label", "p_model"]
     assert {f"p_{name}" for name in metrics["baselines"]} <= set(rows.columns)

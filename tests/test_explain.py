@@ -47,8 +47,8 @@ def test_the_last_cutoff_matches_the_score_file(env, tmp_path):
     )  # fmt: skip
     last = table.iloc[-1]
     assert last["p_churn"] == pytest.approx(scores.loc["a", "p_churn"])
-    assert last["reason_groups"] == scores.loc["a", "reason_groups"]
-    assert last["action"] == scores.loc["a", "action"]
+    for column in ("reason_1", "reason_groups", "action"):  # equal, or both empty
+        assert str(last[column]) == str(scores.loc["a", column]), column
     assert table["p_churn_change"].iloc[1:].round(6).tolist() == (
         table["p_churn"].diff().iloc[1:].round(6).tolist()
     )

@@ -137,7 +137,9 @@ def test_each_lineage_has_its_own_champion(two_lineages):
         return first, promote(root, params, info, frame, auc[key])  # the evaluate stage
 
     first, d = train_and_evaluate("a_weak", a)
-    assert first and d.promote and d.reason == "first model trained on this data: champion"
+    assert first and d.promote and d.first
+    assert d.reason == "the first model trained on this data: nothing to compare it with"
+    assert "promoted" not in d.message() and "already" not in d.message()
     assert "data 'data/raw'" in d.message() and d.lineage == a
 
     # B's first model, better than A's champion: B's champion, compared with nothing of A's

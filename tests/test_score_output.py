@@ -75,6 +75,38 @@ def test_action_follows_the_leading_reason_group(env, tmp_path):
         assert isinstance(row.reason_1, str) and "typical" in row.reason_1
 
 
+def test_an_action_keyed_by_the_reasons_feature_wins_over_its_group():
+    """The playbook names the lever the reason points at: by feature first, else by group."""
+    from pipeline.score import actions
+
+    reasons_ = pd.DataFrame(
+        {
+            "lead_group": ["trust", "trust", "silence", None],
+            "lead_feature": ["rfqs_recent", "disputes_long", "days_since_last_contact", None],
+        }
+    )
+    playbook = {**DEFAULT_PLAYBOOK, "rfqs_recent": "make an offer before it orders elsewhere"}
+    got = actions(reasons_, playbook)
+    assert got[:3].tolist() == [
+        "make an offer before it orders elsewhere",
+        DEFAULT_PLAYBOOK["trust"],
+        DEFAULT_PLAYBOOK["silence"],
+    ]
+    assert pd.isna(got.iloc[3])
+
+
+def test_actions_come_from_the_params_playbook(env, tmp_path):
+    """Every action is one of the project's playbook (keyed by group or feature)."""
+    params = yaml.safe_load(PARAMS.read_text())["score"]
+    code, output, out = score(
+        env, "--all-active", "--params", str(params_file(tmp_path, **ALL_HIGH))
+    )
+    assert code == 0, output
+    scores = pd.read_csv(out)
+    acted = scores["action"].dropna()
+    assert len(acted) and set(acted) <= set(params["playbook"].values())
+
+
 def test_playbook_maps_each_group_to_its_action():
     """A model driven by silence asks for a call; one driven by promises, a delivery review."""
     x, y = world(seed=7, nan_share=0.0)
@@ -86,9 +118,11 @@ def test_playbook_maps_each_group_to_its_action():
                 xx[other] = np.random.default_rng(1).permutation(xx[other].to_numpy())
         model = fit(xx, y)
         frame = world(n=200, seed=8, nan_share=0.0)[0].assign(account_id=lambda f: f.index)
-        frame[driver] = frame[driver].max() if driver == SILENCE else frame[driver].min()
+        extreme = frame.index < 80  # beyond the typical value (the median of all 200 rows)
+        worst = frame[driver].max() if driver == SILENCE else frame[driver].min()
+        frame.loc[extreme, driver] = worst
         out, facts = score_features(model, frame, settings, None, progress=False)
-        assert (out["action"] == DEFAULT_PLAYBOOK[group]).mean() > 0.9, driver
+        assert (out.loc[extreme, "action"] == DEFAULT_PLAYBOOK[group]).mean() > 0.9, driver
         assert facts["rows_with_reasons"] == len(frame)
     assert DEFAULT_PLAYBOOK["silence"].startswith("call the account now")
     assert "deliveries" in DEFAULT_PLAYBOOK["promises"]
@@ -176,6 +210,7 @@ def test_previous_file_without_scores_is_a_clear_error(env, tmp_path):
         ({"tiers_by": "rank"}, "score.tiers_by must be probability or share; got 'rank'"),
         ({"reasons": {"tiers": ["urgent"]}}, "score.reasons.tiers names tiers that score.tiers"),
         ({"tiers": {"high": 2}}, "score.tiers needs a value between 0 and 1"),
+        ({"playbook": {"silense": "x"}}, "score.playbook keys are feature groups or feature"),
     ],
 )
 def test_bad_score_params_are_clear_errors(env, tmp_path, section, message):

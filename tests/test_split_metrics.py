@@ -47,12 +47,13 @@ def test_binary_metrics_by_hand():
     assert m["n"] == 4 and m["churn_rate"] == 0.5
 
 
-def test_calibration_bins_are_equal_sized():
+def test_calibration_bins_are_deciles_with_the_top_split_to_reach_the_highest_scores():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=1000)
     bins = calibration_bins(rng.binomial(1, p), p, bins=10)
-    assert (bins["n"] == 100).all()
+    assert bins["n"].tolist() == [100] * 9 + [50, 40, 10]  # top 10%: 5%, 4%, the top 1%
     assert np.allclose(bins["predicted"], bins["observed"], atol=0.15)
+    assert bins["predicted"].iloc[-1] == pytest.approx(np.sort(p)[-10:].mean(), abs=1e-5)
 
 
 def test_risk_tiers():
