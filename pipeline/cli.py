@@ -390,6 +390,7 @@ def score(
     action and status per account."""
     from models.drift import drift_warning
     from pipeline.io import check_table_suffix
+    from pipeline.lineage import data_lineage
     from pipeline.score import (
         Settings,
         load_scoring_model,
@@ -414,7 +415,10 @@ def score(
     with step("loading the model"):
         loaded, reference = load_scoring_model(params, model, validated)
     with step("scoring"):
-        meta = run(validated, loaded, when, listed, settings, out, reference, earlier)
+        meta = run(
+            validated, loaded, when, listed, settings, out, reference, earlier,
+            data_lineage(params),
+        )  # fmt: skip
     if loaded.note:
         typer.echo(f"note: {loaded.note}", err=True)
     warning = drift_warning(meta["drift"])
@@ -569,6 +573,7 @@ def monitor(
     from pipeline import monitor as mon
     from pipeline.history import folder
     from pipeline.io import write_json
+    from pipeline.lineage import data_lineage
     from pipeline.validate import load
 
     params = _optional_params(params_file)
@@ -577,7 +582,7 @@ def monitor(
     if where is None:
         raise UserError("score.history is null: no score runs are kept; give --history DIR")
     validated = load(data, params.get("validate"))
-    results = mon.monitor(validated, where)
+    results = mon.monitor(validated, where, data_lineage(params))
     write_json({"data_end": validated.data_end, "runs": results}, out)
     typer.echo(mon.render(results))
     typer.echo(f"-> {out}")

@@ -33,6 +33,7 @@ from models.metrics import binary_metrics, calibration_bins
 from pipeline.errors import UserError
 from pipeline.featurize import LABEL, LabelSpec, add_labels, data_end, ibis_tables
 from pipeline.history import Run, runs
+from pipeline.lineage import fingerprint
 from pipeline.validate import Validated
 
 log = logging.getLogger(__name__)
@@ -133,16 +134,30 @@ def evaluate_run(validated: Validated, run: Run) -> dict[str, Any]:
     }
 
 
-def monitor(validated: Validated, history: Path) -> list[dict[str, Any]]:
-    """Every run of `history` evaluated against the data at hand, oldest as-of date first.
-    Raises UserError when the history holds no run."""
+def monitor(
+    validated: Validated, history: Path, lineage: str | None = None
+) -> list[dict[str, Any]]:
+    """Every run of `history` that scored this data's lineage (`lineage`, the data.lineage
+    param, else its source folder; pipeline/lineage.py), evaluated against the data at hand,
+    oldest as-of date first. Runs of other data (another experiment's, a test's) are left out
+    with a log line. Raises UserError when no run of this lineage is in the history."""
+    key = fingerprint(validated, lineage)["lineage"]
     found = runs(history)
-    if not found:
-        raise UserError(
-            f"no score runs in {history}: every `churn score` run is kept there "
-            "(score.history); score first, then monitor"
+    ours = [r for r in found if (r.meta.get("data") or {}).get("lineage") == key]
+    if len(ours) < len(found):
+        others = sorted({str((r.meta.get("data") or {}).get("lineage")) for r in found} - {key})
+        log.info(
+            "left out %d score run(s) of other data (lineage %s); this data's lineage is %s",
+            len(found) - len(ours),
+            ", ".join(others),
+            key,
         )
-    return [evaluate_run(validated, run) for run in found]
+    if not ours:
+        raise UserError(
+            f"no score runs of this data (lineage {key}) in {history}: every `churn score` run "
+            "is kept there (score.history); score this data first, then monitor"
+        )
+    return [evaluate_run(validated, run) for run in ours]
 
 
 def render(results: list[dict[str, Any]]) -> str:

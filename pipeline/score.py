@@ -34,6 +34,7 @@ from pipeline.history import DEFAULT as DEFAULT_HISTORY
 from pipeline.history import folder as history_folder
 from pipeline.history import record
 from pipeline.io import atomic_files, check_table_suffix, neutralise, numbers, read_table
+from pipeline.lineage import fingerprint
 from pipeline.progress import counter, step
 from pipeline.validate import Validated
 
@@ -508,10 +509,13 @@ def run(
     out: Path,
     reference: Reference | None = None,
     previous: Previous | None = None,
+    lineage: str | None = None,
 ) -> dict[str, Any]:
-    """Score and write the file plus its metadata (model, data range, counts, drift).
+    """Score and write the file plus its metadata (model, data range and fingerprint, counts,
+    drift); keep the run in the history (`settings.history`).
 
     `settings` may also be just the tiers (the `score.tiers` mapping), other settings default.
+    `lineage`: the data's lineage key (`data.lineage`), recorded in the fingerprint.
     """
     if not isinstance(settings, Settings):
         settings = Settings.from_params({"tiers": dict(settings)})
@@ -527,6 +531,7 @@ def run(
         "label": dataclasses.asdict(LabelSpec.from_params(model.churn_model.label)),
         "data_start": validated.data_start,
         "data_end": validated.data_end,
+        "data": fingerprint(validated, lineage),
         "rows": len(scores),
         "status_counts": scores["status"].value_counts().to_dict(),
         "tier_counts": scores["risk_tier"].value_counts().to_dict(),

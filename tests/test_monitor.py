@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import roc_auc_score
 
 from models.expected import expected_auc, expected_auc_interval
@@ -98,6 +99,7 @@ def test_an_open_window_gets_an_estimate(history):
 
 
 def test_accounts_the_data_no_longer_holds_are_counted(history, project, tmp_path):  # noqa: F811
+    """A later export of the same company (the same lineage) without one scored account."""
     folder, result, _ = history
     first = runs(folder)[0]
     gone = first.scores.loc[first.scores["status"] == "scored", "account_id"].iloc[0]
@@ -106,18 +108,24 @@ def test_accounts_the_data_no_longer_holds_are_counted(history, project, tmp_pat
     for name in ("accounts", "orders", "interactions", "links", "churn"):
         frame = pd.read_csv(raw / f"{name}.csv", dtype=str)
         frame[frame["account_id"] != gone].to_csv(raw / f"{name}.csv", index=False)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["lineage"] = first.meta["data"]["lineage"]  # as data.lineage names it
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "m.json"
     code, _, err = run_cli(
-        "monitor", "--data", str(raw), "--history", str(folder), "--out", str(out)
-    )
+        "monitor", "--data", str(raw), "--history", str(folder), "--out", str(out),
+        "--params", str(tmp_path / "params.yaml"),
+    )  # fmt: skip
     assert code == 0, err
     run = json.loads(out.read_text())["runs"][0]
     assert run["unknown_outcome"] == {"not in the data": 1}
     assert run["with_outcome"] == run["scored"] - 1 == result["runs"][0]["scored"] - 1
+    code, _, err = run_cli("monitor", "--data", str(raw), "--history", str(folder))
+    assert code == 2 and f"no score runs of this data (lineage {raw}" in err  # another source
 
 
 def test_no_history_is_a_clear_error(tmp_path, project):  # noqa: F811
     code, _, err = run_cli(
         "monitor", "--data", str(project / "clean"), "--history", str(tmp_path / "none")
     )
-    assert code == 2 and "no score runs in" in err and "Traceback" not in err
+    assert code == 2 and "no score runs of this data (lineage" in err and "Traceback" not in err
