@@ -109,3 +109,27 @@ def world() -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def world_dir(tmp_path: Path, world) -> Path:
     return write_world(world, tmp_path / "raw")
+
+
+@pytest.fixture
+def env(project, monkeypatch) -> Path:
+    """Run as if inside the module's `project` fixture (a project folder with params.yaml,
+    clean data and a DVC-tracked model): its params, its model, no MLflow store unless a test
+    sets one."""
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return project
+
+
+def score(root: Path, *args: str, out: str = "scores.csv") -> tuple[int, str, Path]:
+    """Run `churn score` on the project's clean data into a fresh folder: (exit code, output,
+    the score file's path)."""
+    import tempfile
+
+    from tests.test_badinput_validate import run_cli
+
+    target = Path(tempfile.mkdtemp(dir=root)) / out
+    code, stdout, stderr = run_cli(
+        "score", "--data", str(root / "clean"), "--out", str(target), *args
+    )
+    return code, stdout + stderr, target

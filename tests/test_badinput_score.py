@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import lightgbm as lgb
@@ -22,7 +21,7 @@ from pipeline.featurize import LabelSpec, features_at
 from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
 from pipeline.validate import load
-from tests.conftest import T, tiny_world, write_world
+from tests.conftest import T, score, tiny_world, write_world
 from tests.test_badinput_validate import run_cli
 
 PARAMS = PACKAGE_ROOT / "params.yaml"
@@ -64,23 +63,6 @@ def trained_on(root: Path) -> Path:
     info = {"data": fingerprint(load(root / "clean"))}
     (root / "data" / "model" / "train_info.json").write_text(json.dumps(info))
     return root
-
-
-@pytest.fixture
-def env(project, monkeypatch) -> Path:
-    """Run as if inside `project`: its params, its model, no MLflow store unless a test sets one."""
-    monkeypatch.setenv("DVC_ROOT", str(project))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return project
-
-
-def score(root: Path, *args: str, out: str = "scores.csv") -> tuple[int, str, Path]:
-    """Run `churn score` on the project's clean data into a fresh folder."""
-    target = Path(tempfile.mkdtemp(dir=root)) / out
-    code, stdout, stderr = run_cli(
-        "score", "--data", str(root / "clean"), "--out", str(target), *args
-    )
-    return code, stdout + stderr, target
 
 
 def test_scores_with_the_dvc_model_when_there_is_no_store(env):

@@ -14,7 +14,7 @@ from tests import test_badinput_score as base
 from tests.test_badinput_validate import run_cli
 from tests.test_score_output import ALL_HIGH, params_file
 
-project, env = base.project, base.env
+project = base.project  # env: conftest
 
 
 def explain(root, *args):

@@ -9,7 +9,7 @@ import yaml
 from pipeline.report import accounts_section, top_accounts
 from tests import test_badinput_score as base
 
-project, env, score = base.project, base.env, base.score
+project, score = base.project, base.score  # env: conftest
 SAME = ["account_id", "as_of", "p_churn", "risk_tier", "reason_1", "reason_2", "reason_3"]
 
 

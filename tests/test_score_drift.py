@@ -25,7 +25,7 @@ from pipeline.validate import load
 from tests import test_badinput_score as base
 from tests.test_score_output import params_file
 
-project, env = base.project, base.env
+project = base.project  # env: conftest
 
 
 def sample(n: int = 5000, seed: int = 0) -> pd.DataFrame:

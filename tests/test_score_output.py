@@ -16,7 +16,7 @@ from tests import test_badinput_score as base
 from tests.test_reasons import FEATURES, PROMISES, SILENCE, fit, world
 
 PARAMS, score = base.PARAMS, base.score
-project, env = base.project, base.env  # the tiny world's project and its DVC-tracked model
+project = base.project  # the tiny world's project and its DVC-tracked model (env: conftest)
 
 
 def params_file(folder: Path, **score_params) -> Path:

@@ -32,6 +32,7 @@ from pipeline.score import Settings, score_features, tier_bounds
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
 from pipeline.validate import load
+from tests.conftest import score
 from tests.test_badinput_validate import run_cli
 
 STATUSES = {
@@ -79,21 +80,6 @@ def project(tmp_path_factory) -> Path:
     (folder / "reference.json").write_text(json.dumps(profile))
     (folder / "train_info.json").write_text(json.dumps({"data": fingerprint(validated)}))
     return root
-
-
-@pytest.fixture
-def env(project, monkeypatch) -> Path:
-    monkeypatch.setenv("DVC_ROOT", str(project))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return project
-
-
-def score(root: Path, *args: str, out: str = "scores.csv") -> tuple[int, str, Path]:
-    target = Path(tempfile.mkdtemp(dir=root)) / out
-    code, stdout, stderr = run_cli(
-        "score", "--data", str(root / "clean"), "--out", str(target), *args
-    )
-    return code, stdout + stderr, target
 
 
 def listed(root: Path, ids: list[str | None], name: str = "list.csv") -> Path:
