@@ -208,7 +208,8 @@ def write_table(frame: pd.DataFrame, target: Path) -> None:
             frame.to_parquet(tmp, index=False)
 
 
-def _lit(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """`value` as a SQL string literal (quotes doubled)."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
@@ -238,9 +239,9 @@ def read_csv_table(
     while True:
         rows = con.execute(
             f"CREATE OR REPLACE TEMP TABLE src_{name} AS SELECT * FROM read_csv("
-            f"{_lit(str(path))}, all_varchar=true, header=true, store_rejects=true, "
+            f"{sql_literal(str(path))}, all_varchar=true, header=true, store_rejects=true, "
             f"rejects_table='rej_{name}', rejects_scan='rejscan_{name}', "
-            f"encoding={_lit(encoding)})"
+            f"encoding={sql_literal(encoding)})"
         ).fetchone()[0]
         lines = con.execute(
             "SELECT line, string_agg(DISTINCT lower(error_type), ', ' ORDER BY "
@@ -271,7 +272,7 @@ def read_table(path: Path, what: str = "file") -> pd.DataFrame:
     try:
         con.execute("SET enable_progress_bar = false")
         if suffix == ".parquet":
-            return con.execute(f"SELECT * FROM read_parquet({_lit(str(path))})").df()
+            return con.execute(f"SELECT * FROM read_parquet({sql_literal(str(path))})").df()
         _, _, lines = read_csv_table(con, path, "side")
         if lines:
             shown = "; ".join(f"line {n} ({kind}): {(t or '')[:80]!r}" for n, kind, t in lines[:3])

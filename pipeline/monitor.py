@@ -42,15 +42,15 @@ SCORED = "scored"
 
 
 def outcomes(
-    validated: Validated, label: LabelSpec, as_of: pd.Timestamp, ids: pd.Series
+    tables: dict[str, Any], held: set[str], label: LabelSpec, as_of: pd.Timestamp, ids: pd.Series
 ) -> pd.DataFrame:
     """For each account of `ids`, its label at `as_of` by the training rules (`label`: 1
     churned in the window, 0 not; NaN when it cannot be known) and `unknown`, why not: "not in
     the data" (the data at hand no longer holds it) or "churned in the lead gap" (explicit
-    churn before the window, a row training drops too). In the order of `ids`."""
+    churn before the window, a row training drops too). In the order of `ids`. `tables`: the
+    data at hand (featurize.ibis_tables); `held`: the account ids it holds."""
     import ibis
 
-    tables = ibis_tables(validated)
     mode = label.resolve(tables)
     ids = ids.astype(str).reset_index(drop=True)
     spine = ibis.memtable(pd.DataFrame({"account_id": ids.to_numpy(), "cutoff": as_of})).cast(
@@ -59,7 +59,6 @@ def outcomes(
     known = tables["accounts"].select("account_id")
     labelled = add_labels(tables, spine.semi_join(known, "account_id"), mode, label)
     got = labelled.to_pyarrow().to_pandas().set_index("account_id")[LABEL]
-    held = set(known.to_pyarrow().column(0).to_pylist())
     out = pd.DataFrame({"account_id": ids, LABEL: ids.map(got).astype("float64")})
     out["unknown"] = np.where(
         out[LABEL].notna(),
@@ -85,8 +84,11 @@ def _by_tier(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def evaluate_run(validated: Validated, run: Run) -> dict[str, Any]:
-    """Realized (window closed) or expected (open) performance of one run; see the module."""
+def evaluate_run(
+    validated: Validated, run: Run, tables: dict[str, Any] | None = None, held: set | None = None
+) -> dict[str, Any]:
+    """Realized (window closed) or expected (open) performance of one run; see the module.
+    `tables` and `held` (the data's Ibis tables and account ids) are built when not given."""
     label = LabelSpec.from_params(run.meta.get("label") or {})
     scores = run.scores
     scored = scores[scores["status"] == SCORED]
@@ -108,7 +110,9 @@ def evaluate_run(validated: Validated, run: Run) -> dict[str, Any]:
             "expected_auc_interval": [round(lo, 4), round(hi, 4)],
             "unknown_outcome": {"window still open": int(len(scored))},
         }
-    status = outcomes(validated, label, run.as_of, scored["account_id"])
+    if tables is None or held is None:
+        tables, held = _data(validated)
+    status = outcomes(tables, held, label, run.as_of, scored["account_id"])
     known = status[LABEL].notna().to_numpy()
     frame = scored.reset_index(drop=True).assign(**{LABEL: status[LABEL].to_numpy()})[known]
     y, q = frame[LABEL].to_numpy(dtype=int), frame["p_churn"].to_numpy(dtype="float64")
@@ -157,7 +161,15 @@ def monitor(
             f"no score runs of this data (lineage {key}) in {history}: every `churn score` run "
             "is kept there (score.history); score this data first, then monitor"
         )
-    return [evaluate_run(validated, run) for run in ours]
+    tables, held = _data(validated)  # once for every run
+    return [evaluate_run(validated, run, tables, held) for run in ours]
+
+
+def _data(validated: Validated) -> tuple[dict[str, Any], set[str]]:
+    """The data at hand as Ibis tables, and the account ids it holds."""
+    tables = ibis_tables(validated)
+    held = tables["accounts"].select("account_id").to_pyarrow().column(0).to_pylist()
+    return tables, set(held)
 
 
 def render(results: list[dict[str, Any]]) -> str:

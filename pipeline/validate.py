@@ -50,6 +50,7 @@ from pipeline.io import (
     write_json,
     write_table,
 )
+from pipeline.io import sql_literal as _lit
 from pipeline.lineage import recorded_source, source_of
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,6 @@ class Validated:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:
