@@ -132,15 +132,21 @@ def simulate(
 
     params = _params(params_file)
     sim, label = params.get("simulate", {}), params.get("label", {})
-    config = SimConfig(
-        n_accounts=accounts if accounts is not None else sim.get("accounts", 5000),
-        seed=seed if seed is not None else sim.get("seed", 42),
-        start=str(sim.get("start", "2023-01-02")),
-        weeks=sim.get("weeks", 156),
-        lead_days=label.get("lead_days", 0),
-        horizon_days=label.get("horizon_days", 90),
-        mc_samples=sim.get("mc_samples", 64),
-    )
+    try:
+        config = SimConfig(
+            n_accounts=accounts if accounts is not None else sim.get("accounts", 5000),
+            seed=seed if seed is not None else sim.get("seed", 42),
+            start=str(sim.get("start", "2023-01-02")),
+            weeks=sim.get("weeks", 156),
+            lead_days=label.get("lead_days", 0),
+            horizon_days=label.get("horizon_days", 90),
+            mc_samples=sim.get("mc_samples", 64),
+            shift_week=sim.get("shift_week"),
+            shift_offers=sim.get("shift_offers", 3.0),
+            shift_health=sim.get("shift_health", 0.45),
+        )
+    except (ValueError, TypeError) as exc:  # the config checks itself
+        raise UserError(f"params.yaml simulate: {exc}") from None
     fmt = fmt or sim.get("format", "csv")
     if fmt not in ("csv", "parquet"):
         raise UserError(f"--format must be csv or parquet, not {fmt!r}")

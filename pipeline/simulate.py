@@ -11,12 +11,13 @@ Monte Carlo with the same step function and a random stream of its own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,12 @@ class SimConfig:
     horizon_days: int = 90
     truth_every_days: int = 7  # truth cutoffs: start + k*truth_every_days (a multiple of 7)
     mc_samples: int = 64  # Monte Carlo replicates per account for the truth; 0 = no truth
+    # A regime shift (a test bench for monitoring): from week `shift_week` on, competitors get
+    # aggressive: their offers come `shift_offers` times as often and are taken by accounts
+    # below health `shift_health` (0.35 before). None: the dynamics never change.
+    shift_week: int | None = None
+    shift_offers: float = 3.0
+    shift_health: float = 0.45
 
     def __post_init__(self) -> None:
         """Reject settings the simulator cannot honour."""
@@ -204,7 +211,19 @@ class SimConfig:
             )
         if self.lead_days < 0 or self.horizon_days < 1 or self.mc_samples < 0:
             raise ValueError("SimConfig: need lead_days >= 0, horizon_days >= 1, mc_samples >= 0")
+        if self.shift_week is not None and (
+            self.shift_week < 0 or self.shift_offers <= 0 or not 0 < self.shift_health < 1
+        ):
+            raise ValueError(
+                "SimConfig: need shift_week >= 0, shift_offers > 0 and 0 < shift_health < 1"
+            )
         pd.Timestamp(self.start)  # raises on a malformed date
+
+    def regime(self, week: int) -> tuple[_Dyn, dict[str, np.ndarray]]:
+        """The dynamics in force in `week` and their tabulated curves."""
+        if self.shift_week is None or week < self.shift_week:
+            return _DYN, _TAB
+        return _shifted(self.shift_offers, self.shift_health)
 
 
 @dataclass(frozen=True)
@@ -232,6 +251,7 @@ class _Dyn:
     comp: float = 0.025  # weekly competitor-offer rate
     comp_h: float = 0.35  # health below which offers tend to be taken
     comp_w: float = 0.05
+    comp_mult: float = 1.0  # multiplier of every account's competitor-offer rate
     dep_base: float = 0.2  # hazard multiplier exp(-dep_base * links)
     dep_comp: float = 0.35  # offer acceptance multiplier exp(-dep_comp * links)
 
@@ -259,6 +279,15 @@ def _curves(d: _Dyn) -> dict[str, np.ndarray]:
 
 
 _TAB = _curves(_DYN)
+
+
+@functools.cache
+def _shifted(offers: float, health: float) -> tuple[_Dyn, dict[str, np.ndarray]]:
+    """The dynamics after a regime shift (SimConfig.shift_week) and their curves."""
+    d = replace(_DYN, comp_mult=float(offers), comp_h=float(health))
+    return d, _curves(d)
+
+
 _DYNAMIC = ("h", "nl", "pend", "att", "te", "to")
 
 
@@ -375,8 +404,15 @@ def _uniforms(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
     return out.reshape(k, n)
 
 
-def _step(s: _Latent, week: int, rng: np.random.Generator, d: _Dyn = _DYN) -> _StepOut:
-    """Advance the latent state of every row by one week, in place; return what happened."""
+def _step(
+    s: _Latent,
+    week: int,
+    rng: np.random.Generator,
+    d: _Dyn = _DYN,
+    tab: dict[str, np.ndarray] = _TAB,
+) -> _StepOut:
+    """Advance the latent state of every row by one week, in place; return what happened.
+    `d` and `tab`: the dynamics in force and their curves (SimConfig.regime)."""
     n = s.h.size
     u = _uniforms(rng, 6, n)
     h = s.h
@@ -387,7 +423,7 @@ def _step(s: _Latent, week: int, rng: np.random.Generator, d: _Dyn = _DYN) -> _S
     to = _count3(u[1], s.to)
     # orders placed now that will break their promise k weeks from now (Poisson, capped at 3)
     lam = s.olam * s.p_late
-    lam *= np.take(_TAB["order"], k)
+    lam *= np.take(tab["order"], k)
     p0 = np.exp(-lam)
     p1 = p0 * lam
     c1 = p0 + p1
@@ -409,8 +445,8 @@ def _step(s: _Latent, week: int, rng: np.random.Generator, d: _Dyn = _DYN) -> _S
     turn = v < d.p_turn
     c = d.p_turn + d.p_att
     attn = np.flatnonzero((v < c) & ~turn)
-    gain = (v >= c) & (v < np.take(_TAB["gain"], ki) + c)
-    lose = v >= 1.0 - np.take(_TAB["loss"], ki)
+    gain = (v >= c) & (v < np.take(tab["gain"], ki) + c)
+    lose = v >= 1.0 - np.take(tab["loss"], ki)
     # health: trust pull and erosion (drift), touches, broken promises, sponsor change, noise
     h_new = h * (1.0 - d.kappa)
     h_new += s.drift
@@ -422,9 +458,11 @@ def _step(s: _Latent, week: int, rng: np.random.Generator, d: _Dyn = _DYN) -> _S
     np.clip(h_new, 0.0, 1.0, out=h_new)
     # churn: low health raises the hazard, competitor offers take the weak, links hold
     ki = nlg + _grid(h_new)
-    hz_c = np.take(_TAB["comp"], ki)
+    hz_c = np.take(tab["comp"], ki)
     hz_c *= s.comp
-    hz = np.take(_TAB["base"], ki)
+    if d.comp_mult != 1.0:
+        hz_c *= d.comp_mult
+    hz = np.take(tab["base"], ki)
     hz += hz_c
     x = u[4]
     churn_rows = np.flatnonzero(x < hz)
@@ -458,9 +496,17 @@ _MC_KEY = 0x7472  # spawn key of the truth's random streams
 
 
 def _truth_probs(
-    sub: _Latent, week0: int, samples: int, lead: int, horizon: int, seed: int, key: int
+    sub: _Latent,
+    week0: int,
+    samples: int,
+    lead: int,
+    horizon: int,
+    seed: int,
+    key: int,
+    regime: Callable[[int], tuple[_Dyn, dict[str, np.ndarray]]] | None = None,
 ) -> np.ndarray:
-    """P(churn in [lead, lead+horizon) days | alive at lead) for each row, by Monte Carlo."""
+    """P(churn in [lead, lead+horizon) days | alive at lead) for each row, by Monte Carlo,
+    under the dynamics `regime(week)` gives for each week (SimConfig.regime)."""
     n_weeks = -(-(lead + horizon) // 7)
     n = sub.h.size
     out = np.empty(n)
@@ -471,7 +517,7 @@ def _truth_probs(
         rep = sub.take(rows).repeat(samples)
         day = np.full(rep.h.size, NEVER, np.int64)
         for j in range(n_weeks):
-            o = _step(rep, week0 + j, rng)
+            o = _step(rep, week0 + j, rng, *(regime(week0 + j) if regime else (_DYN, _TAB)))
             r = o.churn_rows
             first = day[r] == NEVER
             day[r[first]] = 7 * j + o.churn_day[first]
@@ -720,6 +766,7 @@ class _World:
                         cfg.horizon_days,
                         cfg.seed,
                         cut_weeks[t],
+                        cfg.regime,
                     )
                     self.truth.append((elig.astype(np.int32), 7 * t, fut))
                     pending.append(fut)
@@ -739,7 +786,7 @@ class _World:
         rng = self.rng
         sub = self.lat.take(idx)
         h0 = sub.h.copy()
-        out = _step(sub, t, rng)
+        out = _step(sub, t, rng, *self.cfg.regime(t))
         self.lat.put(idx, sub, _DYNAMIC)
         n = idx.size
         w0 = 7 * t
