@@ -27,6 +27,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         calibrator: Any | None = None,
         linear: Any | None = None,
         blend_weight: float = 1.0,
+        envelope: dict[str, Any] | None = None,
     ) -> None:
         self.estimator = estimator
         self.features = list(features)
@@ -35,6 +36,9 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.calibrator = calibrator
         self.linear = linear
         self.blend_weight = float(blend_weight)
+        # What a score run should show while the world stays as in the test fold
+        # (models/expected.py `envelope`); set by training after the fit, read by monitoring.
+        self.envelope = envelope
 
     def _x(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.features].astype("float64")

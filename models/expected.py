@@ -55,3 +55,66 @@ def expected_auc_interval(
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(aucs, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+# Quantiles of the test fold's bootstrap kept with the model (models/expected.py `envelope`):
+# enough for central intervals at 90%, 95% and 99%.
+QUANTILES = (0.005, 0.025, 0.05, 0.95, 0.975, 0.995)
+
+
+def envelope(
+    y: np.ndarray, p: np.ndarray, cutoffs: np.ndarray, draws: int = 400, seed: int = 0
+) -> dict:
+    """What one score run of a model should show if the world stays as in its test fold.
+
+    `y` (0/1), `p` (calibrated probabilities) and `cutoffs` are the test fold's rows, shape
+    (n,) each. A score run holds the accounts of one as-of date, so the test rows are
+    resampled at the size of one cutoff, m (the median rows per test cutoff): the m-out-of-n
+    bootstrap (P. Bickel, F. Goetze, W. van Zwet, "Resampling fewer than n observations",
+    Statistica Sinica 7, 1997). For each draw the AUC and the calibration ratio
+    observed / expected churners (sum y / sum p) are taken; the result holds the test fold's
+    own values, m, and the draws' quantiles (QUANTILES). For a run of n rows the interval is
+    scaled by sqrt(m / n) about the test value (`interval`). Raises ValueError when the fold
+    has one class only.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype="float64")
+    if y.min(initial=1) == y.max(initial=0):
+        raise ValueError("envelope: the test fold needs churners and non-churners")
+    m = int(np.median(np.unique(np.asarray(cutoffs), return_counts=True)[1]))
+    rng = np.random.default_rng(seed)
+    auc, ratio = [], []
+    for _ in range(draws):
+        i = rng.integers(0, len(y), m)
+        yi, pi = y[i], p[i]
+        if 0 < yi.sum() < m:
+            auc.append(roc_auc_score(yi, pi))
+            ratio.append(yi.sum() / pi.sum())
+    return {
+        "rows": m,
+        "test_rows": int(len(y)),
+        "draws": len(auc),
+        "auc": float(roc_auc_score(y, p)),
+        "observed_over_expected": float(y.sum() / p.sum()),
+        "quantiles": list(QUANTILES),
+        "auc_quantiles": [float(v) for v in np.quantile(auc, QUANTILES)],
+        "observed_over_expected_quantiles": [float(v) for v in np.quantile(ratio, QUANTILES)],
+    }
+
+
+def interval(env: dict, metric: str, level: float, rows: int) -> tuple[float, float]:
+    """The central `level` interval of `metric` ("auc" or "observed_over_expected") that the
+    model's test fold gives a run of `rows` rows: the bootstrap's interval at the fold's run
+    size m, its half-widths scaled by sqrt(m / rows) about the test value. Raises ValueError
+    for a level whose quantiles the envelope does not hold."""
+    tail = round((1 - level) / 2, 4)
+    qs = [round(q, 4) for q in env["quantiles"]]
+    if tail not in qs or round(1 - tail, 4) not in qs:
+        raise ValueError(f"level {level}: the envelope holds intervals at 0.90, 0.95 and 0.99")
+    values = env[f"{metric}_quantiles"]
+    lo, hi = values[qs.index(tail)], values[qs.index(round(1 - tail, 4))]
+    centre = env[metric]
+    scale = np.sqrt(env["rows"] / max(int(rows), 1))
+    return float(centre - (centre - lo) * scale), float(centre + (hi - centre) * scale)

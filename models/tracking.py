@@ -167,6 +167,11 @@ class LoadedModel:
     def churn_model(self):
         return self.pyfunc.unwrap_python_model()
 
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run that trained the model, when recorded."""
+        return getattr(self.pyfunc.metadata, "run_id", None)
+
 
 # Bounds for reaching a tracking server while looking up the champion: without them an
 # unreachable server costs minutes of retries before the DVC-tracked fallback is used.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -569,16 +570,21 @@ def monitor(
         Path | None,
         typer.Option(help="score history [default: params score.history, outputs/history]"),
     ] = None,
-    out: Annotated[Path, typer.Option(help="JSON file of the results")] = Path(
-        "reports/monitor.json"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="JSON of the figures DVC compares; every detail in OUT_runs.json")
+    ] = Path("reports/monitor.json"),
+    fail_on_alert: Annotated[
+        bool, typer.Option("--fail-on-alert", help="exit 3 when an alert fires (for schedulers)")
+    ] = False,
     params_file: ParamsOpt = None,
 ) -> None:
     """Did the scores come true? Every past score run against the data at hand: realized
-    performance where its label window has closed, an estimate where it has not."""
+    performance where its label window has closed, an estimate where it has not, and an alert
+    when a model's realized AUC or calibration leaves its test fold's interval."""
+    from models.tracking import configure
     from pipeline import monitor as mon
     from pipeline.history import folder
-    from pipeline.io import write_json
+    from pipeline.io import atomic_files
     from pipeline.lineage import data_lineage
     from pipeline.validate import load
 
@@ -587,11 +593,67 @@ def monitor(
     where = history or folder(setting)
     if where is None:
         raise UserError("score.history is null: no score runs are kept; give --history DIR")
+    level = (params.get("monitor") or {}).get("level", mon.LEVEL)
+    if level not in (0.9, 0.95, 0.99):
+        raise UserError(f"monitor.level must be 0.9, 0.95 or 0.99, not {level!r}")
     validated = load(data, params.get("validate"))
-    results = mon.monitor(validated, where, data_lineage(params))
-    write_json({"data_end": validated.data_end, "runs": results}, out)
+    with step("judging the past score runs against the data at hand"):
+        results = mon.monitor(validated, where, data_lineage(params), level)
+    details = out.with_name(out.stem + "_runs.json")
+    summary = {"data_end": validated.data_end, "level": level, **mon.metrics(results)}
+    with atomic_files([out, details]) as (tmp, tmp_details):
+        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        tmp_details.write_text(
+            json.dumps(
+                {
+                    "data_end": validated.data_end,
+                    "level": level,
+                    "runs": results,
+                    "alerts": mon.alerts(results),
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
+    if "mlflow" in params:
+        configure(repo_root(), params["mlflow"]["experiment"])
+        logged = mon.log_to_mlflow(results)
+        if logged:
+            typer.echo(f"logged {logged} figure(s) to the models' MLflow runs (monitor.*)")
     typer.echo(mon.render(results))
-    typer.echo(f"-> {out}")
+    typer.echo(f"-> {out} (DVC metrics), {details}")
+    if fail_on_alert and mon.alerts(results):
+        raise typer.Exit(3)
+
+
+@app.command()
+def backfill(
+    data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
+    frame: Annotated[Path, typer.Option(help="training frame folder")] = Path("data/features"),
+    runs: Annotated[int, typer.Option(help="as-of dates: the frame's last cutoffs")] = 12,
+    every: Annotated[int, typer.Option(help="take every Nth of those cutoffs")] = 1,
+    params_file: ParamsOpt = None,
+) -> None:
+    """Score past as-of dates with the model that would have been current then, into the
+    score history, so that `churn monitor` has runs to judge (see pipeline/backfill.py)."""
+    from pipeline.backfill import backfill as run_backfill
+    from pipeline.lineage import data_lineage
+    from pipeline.train import read_frame
+    from pipeline.validate import load
+
+    params = _params(params_file)
+    with step(f"reading {data} and {frame}"):
+        validated = load(data, params.get("validate"))
+        table, meta = read_frame(frame)
+    done = run_backfill(
+        validated, table, meta, params, repo_root(), runs, every, data_lineage(params)
+    )
+    for m in done:
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(m["tier_counts"].items()))
+        typer.echo(f"{m['as_of']}  {m['model_version']}  {m['rows']} rows ({tiers})")
+    typer.echo(f"{len(done)} backfilled run(s) -> {Path(done[-1]['history']).parent}")
+    typer.echo("next: churn monitor --data " + str(data))
 
 
 @app.command()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.expected import expected_auc, expected_auc_interval
+from models.expected import expected_auc, expected_auc_interval, interval
 from models.metrics import binary_metrics, calibration_bins
 from pipeline.errors import UserError
 from pipeline.featurize import LABEL, LabelSpec, add_labels, data_end, ibis_tables
@@ -39,6 +39,7 @@ from pipeline.validate import Validated
 log = logging.getLogger(__name__)
 
 SCORED = "scored"
+LEVEL = 0.99  # monitor.level: of the test-fold intervals realized runs are checked against
 
 
 def outcomes(
@@ -85,10 +86,15 @@ def _by_tier(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def evaluate_run(
-    validated: Validated, run: Run, tables: dict[str, Any] | None = None, held: set | None = None
+    validated: Validated,
+    run: Run,
+    tables: dict[str, Any] | None = None,
+    held: set | None = None,
+    level: float = LEVEL,
 ) -> dict[str, Any]:
     """Realized (window closed) or expected (open) performance of one run; see the module.
-    `tables` and `held` (the data's Ibis tables and account ids) are built when not given."""
+    `tables` and `held` (the data's Ibis tables and account ids) are built when not given;
+    `level`: of the test-fold intervals a realized run is checked against (`check`)."""
     label = LabelSpec.from_params(run.meta.get("label") or {})
     scores = run.scores
     scored = scores[scores["status"] == SCORED]
@@ -96,9 +102,11 @@ def evaluate_run(
         "run": run.name,
         "as_of": run.meta["as_of"],
         "model_version": run.meta.get("model_version"),
+        "model_run_id": run.meta.get("model_run_id"),
         "rows": int(len(scores)),
         "scored": int(len(scored)),
         "window_end": (run.as_of + pd.Timedelta(days=label.window_days)).date().isoformat(),
+        "psi": dict((run.meta.get("drift") or {}).get("psi") or {}),
     }
     p = scored["p_churn"].to_numpy(dtype="float64")
     out["expected_churners"] = round(float(p.sum()), 2)
@@ -124,22 +132,81 @@ def evaluate_run(
         for k, v in metrics.items()
         if k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "churn_rate")
     }
-    return out | {
+    out |= {
         "kind": "realized",
         "with_outcome": int(len(y)),
         "unknown_outcome": {str(k): int(v) for k, v in unknown.items()},
         "observed_churners": int(y.sum()),
         "expected_churners_with_outcome": round(float(q.sum()), 2),
+        "observed_over_expected": round(float(y.sum() / q.sum()), 4) if q.sum() > 0 else None,
         "expected_auc": round(expected_auc(q), 4),
         "expected_auc_interval": [round(lo, 4), round(hi, 4)],
         **realized,
         "by_tier": _by_tier(frame),
         "by_decile": calibration_bins(y, q).to_dict(orient="records") if len(y) else [],
     }
+    return out | check(out, run.meta.get("model_envelope"), level)
+
+
+def check(result: dict[str, Any], env: dict[str, Any] | None, level: float) -> dict[str, Any]:
+    """The intervals of a realized run from its model's test fold, and its alerts.
+
+    The intervals come from the envelope (models/expected.py `interval`, at `level`, for the
+    run's rows with an outcome). AUC: an alert when the realized AUC is below the interval (a
+    higher AUC is no reason to retrain). Calibration, the ratio observed / expected churners:
+    the model promises 1 and its test fold showed its own ratio, so the interval spans both,
+    widened on each side by the chance the test fold's bootstrap gives a run of this size; an
+    alert when the realized ratio is outside it. Without an envelope (a model trained before
+    envelopes were kept) nothing is checked, and the result says so."""
+    if not env:
+        return {"test_fold": None, "alerts": [], "checked": False}
+    n = result["with_outcome"]
+    auc_lo, auc_hi = interval(env, "auc", level, n)
+    oe_test = env["observed_over_expected"]
+    lo, hi = interval(env, "observed_over_expected", level, n)
+    oe_lo, oe_hi = min(1.0, oe_test) - (oe_test - lo), max(1.0, oe_test) + (hi - oe_test)
+    alerts = []
+    auc, oe = result.get("auc"), result.get("observed_over_expected")
+    if auc is not None and auc < auc_lo:
+        alerts.append(
+            f"realized AUC {auc:.3f} below {auc_lo:.3f}-{auc_hi:.3f}, the {level:.0%} interval "
+            f"of its test fold (AUC {env['auc']:.3f}) for {n} accounts"
+        )
+    if oe is not None and not oe_lo <= oe <= oe_hi:
+        alerts.append(
+            f"observed/expected churners {oe:.2f} ({result['observed_churners']} against "
+            f"{result['expected_churners_with_outcome']:.0f}) outside {oe_lo:.2f}-{oe_hi:.2f}, "
+            f"the {level:.0%} interval of its calibration (1) and its test fold ({oe_test:.2f})"
+        )
+    return {
+        "test_fold": {
+            "level": level,
+            "auc": round(env["auc"], 4),
+            "auc_interval": [round(auc_lo, 4), round(auc_hi, 4)],
+            "observed_over_expected": round(oe_test, 4),
+            "observed_over_expected_interval": [round(oe_lo, 4), round(oe_hi, 4)],
+        },
+        "alerts": alerts,
+        "checked": True,
+    }
+
+
+def alerts(results: list[dict[str, Any]]) -> list[str]:
+    """One line per model version whose realized runs left its test-fold interval, naming
+    the version and the runs: the signal to retrain."""
+    by_version: dict[str, list[str]] = {}
+    for r in results:
+        for text in r.get("alerts") or []:
+            by_version.setdefault(str(r["model_version"]), []).append(f"{r['as_of']}: {text}")
+    return [
+        f"ALERT {version}: {len(lines)} finding(s) outside its test-fold interval; retrain. "
+        + "; ".join(lines)
+        for version, lines in by_version.items()
+    ]
 
 
 def monitor(
-    validated: Validated, history: Path, lineage: str | None = None
+    validated: Validated, history: Path, lineage: str | None = None, level: float = LEVEL
 ) -> list[dict[str, Any]]:
     """Every run of `history` that scored this data's lineage (`lineage`, the data.lineage
     param, else its source folder; pipeline/lineage.py), evaluated against the data at hand,
@@ -162,7 +229,7 @@ def monitor(
             "is kept there (score.history); score this data first, then monitor"
         )
     tables, held = _data(validated)  # once for every run
-    return [evaluate_run(validated, run, tables, held) for run in ours]
+    return [evaluate_run(validated, run, tables, held, level) for run in ours]
 
 
 def _data(validated: Validated) -> tuple[dict[str, Any], set[str]]:
@@ -173,10 +240,14 @@ def _data(validated: Validated) -> tuple[dict[str, Any], set[str]]:
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    """The monitor's table for a terminal: one line per run."""
+    """The monitor's table for a terminal: one line per run, its alerts below it, then the
+    alerts by model version (or why there is none)."""
+    level = next((r["test_fold"]["level"] for r in results if r.get("test_fold")), LEVEL)
+    test_head = f"test AUC ({level:.0%})"
     head = (
-        f"{'as of':<11} {'model':<16} {'kind':<9} {'scored':>7} {'known':>7} "
-        f"{'churn exp/obs':>14} {'AUC':>6} {'exp AUC (95%)':>20} {'Brier':>6}"
+        f"{'as of':<11} {'model':<20} {'kind':<9} {'scored':>7} {'known':>7} "
+        f"{'churn exp/obs':>14} {'AUC':>6} {'exp AUC (95%)':>20} {test_head:>20} "
+        f"{'Brier':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
@@ -185,14 +256,113 @@ def render(results: list[dict[str, Any]]) -> str:
         auc = r.get("auc")
         lo, hi = r["expected_auc_interval"]
         exp = f"{r['expected_auc']:.3f} ({lo:.3f}-{hi:.3f})" if np.isfinite(lo) else "-"
+        fold = r.get("test_fold")
+        test = "-"
+        if fold:
+            tlo, thi = fold["auc_interval"]
+            test = f"{fold['auc']:.3f} ({tlo:.3f}-{thi:.3f})"
         brier = r.get("brier")
         lines.append(
-            f"{r['as_of']:<11} {str(r['model_version'])[:16]:<16} {r['kind']:<9} "
+            f"{r['as_of']:<11} {str(r['model_version'])[:20]:<20} {r['kind']:<9} "
             f"{r['scored']:>7} {r.get('with_outcome', 0):>7} {churn:>14} "
-            f"{'-' if auc is None else f'{auc:.3f}':>6} {exp:>20} "
+            f"{'-' if auc is None else f'{auc:.3f}':>6} {exp:>20} {test:>20} "
             f"{'-' if brier is None else f'{brier:.3f}':>6}"
         )
         if r.get("unknown_outcome"):
             counts = ", ".join(f"{k} {v}" for k, v in r["unknown_outcome"].items())
             lines.append(f"{'':<11} outcome unknown: {counts}")
+        for text in r.get("alerts") or []:
+            lines.append(f"{'':<11} ! {text}")
+    found = alerts(results)
+    checked = sum(bool(r.get("checked")) for r in results)
+    lines.append("")
+    if found:
+        lines.extend(found)
+    elif checked:
+        lines.append(
+            f"no alert: the {checked} realized run(s) are within their model's test-fold interval"
+        )
+    else:
+        lines.append(
+            "nothing checked yet: no run's label window has closed in this data (or its model "
+            "was trained before test-fold envelopes were kept)"
+        )
     return "\n".join(lines)
+
+
+METRIC_KEYS = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "observed_over_expected")
+
+
+def metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The numbers DVC compares (`dvc metrics show`): per run (keyed by its as-of date, or its
+    name when two runs share one) the realized figures or the estimate, and the counts of
+    realized runs, estimates and alerts."""
+    taken = [r["as_of"] for r in results]
+    out: dict[str, Any] = {}
+    for r in results:
+        key = r["as_of"] if taken.count(r["as_of"]) == 1 else r["run"]
+        row = {"scored": r["scored"], "expected_auc": r["expected_auc"]}
+        if r["kind"] == "realized":
+            row |= {k: r[k] for k in METRIC_KEYS if r.get(k) is not None}
+            row["with_outcome"] = r["with_outcome"]
+            row["alerts"] = len(r.get("alerts") or [])
+        out[key] = row
+    return {
+        "realized_runs": sum(r["kind"] == "realized" for r in results),
+        "estimated_runs": sum(r["kind"] == "estimate" for r in results),
+        "alerts": sum(len(r.get("alerts") or []) for r in results),
+        "runs": out,
+    }
+
+
+def log_to_mlflow(results: list[dict[str, Any]]) -> int:
+    """Log each run's figures to the MLflow run of the model that scored it, as time series
+    over as-of dates (step: the as-of date's day number since 1970-01-01; timestamp: the
+    as-of date): `monitor.realized_auc`, `monitor.expected_auc`, `monitor.observed_over_expected`,
+    `monitor.brier`, or `monitor.estimated_auc` for an open window. A point already logged
+    for that step is not logged again. Runs whose model run is not in the tracking store are
+    left out with a log line. Returns the number of points logged."""
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    logged, missing = 0, set()
+    for r in results:
+        run_id = r.get("model_run_id")
+        if not run_id or run_id in missing:
+            continue
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            missing.add(run_id)
+            continue
+        day = pd.Timestamp(r["as_of"])
+        step = int((day - pd.Timestamp("1970-01-01")).days)
+        stamp = int(day.timestamp() * 1000)
+        if r["kind"] == "realized":
+            values = {
+                "monitor.realized_auc": r.get("auc"),
+                "monitor.expected_auc": r.get("expected_auc"),
+                "monitor.observed_over_expected": r.get("observed_over_expected"),
+                "monitor.brier": r.get("brier"),
+            }
+        else:
+            values = {"monitor.estimated_auc": r.get("expected_auc")}
+        batch = []
+        for key, value in values.items():
+            if value is None or not np.isfinite(value):
+                continue
+            if any(m.step == step for m in client.get_metric_history(run_id, key)):
+                continue
+            batch.append(Metric(key, float(value), stamp, step))
+        if batch:
+            client.log_batch(run_id, metrics=batch)
+            logged += len(batch)
+    if missing:
+        log.info(
+            "%d model run(s) not in the MLflow store %s: their figures are in the JSON only",
+            len(missing),
+            client.tracking_uri,
+        )
+    return logged

@@ -528,6 +528,8 @@ def run(
         "model_version": model.version,
         "model_note": model.note,
         "model_data": getattr(model, "fingerprint", None),
+        "model_run_id": model.run_id,
+        "model_envelope": getattr(model.churn_model, "envelope", None),
         "label": dataclasses.asdict(LabelSpec.from_params(model.churn_model.label)),
         "data_start": validated.data_start,
         "data_end": validated.data_end,

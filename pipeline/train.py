@@ -21,6 +21,7 @@ from models.calibration import METHODS, Calibrator
 from models.churn_model import ChurnModel
 from models.drift import REFERENCE_NAME, reference_profile
 from models.estimator import fit_lgbm
+from models.expected import envelope
 from models.lineage import FINGERPRINT_NAME, TAG_LINEAGE, TAG_SOURCE, lineage_of, version_tags
 from models.metrics import binary_metrics
 from models.tracking import configure, register, run_name, run_tags, set_aliases
@@ -153,6 +154,17 @@ def log_dataset(part: pd.DataFrame, frame_dir: Path, context: str) -> None:
     mlflow.log_input(dataset, context=context)
 
 
+def fold_envelope(model: ChurnModel, test: pd.DataFrame) -> dict[str, Any] | None:
+    """The model's test-fold envelope (models/expected.py): what its score runs should show
+    while the world stays as it was; monitoring compares realized runs with it. The fitted
+    model is not changed by the test rows: they are read after the fit. None without a test
+    fold with both classes."""
+    if len(test) == 0 or test[LABEL].nunique() < 2:
+        log.warning("no test fold with churners and non-churners: monitoring has no envelope")
+        return None
+    return envelope(test[LABEL].to_numpy(), model.predict_proba(test), test["cutoff"].to_numpy())
+
+
 def version_description(
     trees: int, weight: float, valid: dict[str, float], folds: Folds, data: dict | None
 ) -> str:
@@ -190,6 +202,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
     reference = reference_profile(frame[folds.fold_of(frame["cutoff"]) == "train"], features)
 
     valid_metrics = binary_metrics(valid[LABEL].to_numpy(), model.predict_proba(valid))
+    model.envelope = fold_envelope(model, frame[folds.fold_of(frame["cutoff"]) == "test"])
     # Features are float64 in the signature: counts can be missing when a table is absent.
     example = valid[features].head(5).reset_index(drop=True).astype("float64")
     signature = infer_signature(example, model.predict(None, example))
@@ -212,6 +225,8 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         for context in ("train", "valid"):
             log_dataset(frame[fold == context], frame_dir, context)
         mlflow.log_dict(calibrator.describe(), "calibration.json")
+        if model.envelope:
+            mlflow.log_dict(model.envelope, "envelope.json")
         mlflow.log_dict({"folds": folds.as_dict(), "features": features}, "training_setup.json")
         mlflow.log_dict(reference, REFERENCE_NAME)
         tags = version_tags(data) if data else {}
@@ -252,6 +267,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         "folds": folds.as_dict(),
         "valid": valid_metrics,
         "calibration": calibrator.describe(),
+        "envelope": model.envelope,
         "data": data,
     }
     with step(f"saving the model for DVC in {model_dir}"), atomic_dir(model_dir) as tmp:
