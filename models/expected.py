@@ -39,17 +39,25 @@ def expected_auc_interval(
     p: np.ndarray, draws: int = 200, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """The central `level` interval of the AUC over `draws` label draws from p (the spread a
-    calibrated model's realized AUC has on these rows by chance alone)."""
-    from sklearn.metrics import roc_auc_score
+    calibrated model's realized AUC has on these rows by chance alone). Each draw's AUC is the
+    Mann-Whitney statistic from the ranks of p (ties at their mean rank), as roc_auc_score
+    gives it; draws with one class only are left out; NaN, NaN when none is left."""
+    from scipy.stats import rankdata
 
     p = np.asarray(p, dtype="float64")
     p = p[np.isfinite(p)]
+    n = len(p)
     rng = np.random.default_rng(seed)
+    ranks = rankdata(p)
     aucs = []
-    for _ in range(draws):
-        y = rng.random(len(p)) < p
-        if 0 < y.sum() < len(y):
-            aucs.append(roc_auc_score(y, p))
+    chunk = max(1, min(draws, 20_000_000 // max(n, 1)))  # bounds the label matrix's memory
+    for start in range(0, draws, chunk):
+        y = rng.random((min(chunk, draws - start), n)) < p
+        pos = y.sum(axis=1)
+        ok = (pos > 0) & (pos < n)
+        rank_sum = y[ok].astype("float64") @ ranks
+        pos = pos[ok].astype("float64")
+        aucs.extend((rank_sum - pos * (pos + 1) / 2) / (pos * (n - pos)))
     if not aucs:
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
@@ -73,8 +81,8 @@ def envelope(
     bootstrap (P. Bickel, F. Goetze, W. van Zwet, "Resampling fewer than n observations",
     Statistica Sinica 7, 1997). For each draw the AUC and the calibration ratio
     observed / expected churners (sum y / sum p) are taken; the result holds the test fold's
-    own values, m, and the draws' quantiles (QUANTILES). For a run of n rows the interval is
-    scaled by sqrt(m / n) about the test value (`interval`). Raises ValueError when the fold
+    own values, m, the fold's rows N and the draws' quantiles (QUANTILES). For a run of n rows
+    the interval is scaled about the test value (`interval`). Raises ValueError when the fold
     has one class only.
     """
     from sklearn.metrics import roc_auc_score
@@ -106,9 +114,13 @@ def envelope(
 
 def interval(env: dict, metric: str, level: float, rows: int) -> tuple[float, float]:
     """The central `level` interval of `metric` ("auc" or "observed_over_expected") that the
-    model's test fold gives a run of `rows` rows: the bootstrap's interval at the fold's run
-    size m, its half-widths scaled by sqrt(m / rows) about the test value. Raises ValueError
-    for a level whose quantiles the envelope does not hold."""
+    model's test fold gives a run of `rows` rows, if the world has not changed.
+
+    The bootstrap's interval at the fold's run size m, about the test value, its half-widths
+    scaled by sqrt(m / rows + m / N): a metric's standard error goes as 1 / sqrt(rows), and
+    the run's value and the fold's own estimate (N rows) both carry chance, so their
+    difference has the variance of both. Raises ValueError for a level whose quantiles the
+    envelope does not hold."""
     tail = round((1 - level) / 2, 4)
     qs = [round(q, 4) for q in env["quantiles"]]
     if tail not in qs or round(1 - tail, 4) not in qs:
@@ -116,5 +128,6 @@ def interval(env: dict, metric: str, level: float, rows: int) -> tuple[float, fl
     values = env[f"{metric}_quantiles"]
     lo, hi = values[qs.index(tail)], values[qs.index(round(1 - tail, 4))]
     centre = env[metric]
-    scale = np.sqrt(env["rows"] / max(int(rows), 1))
+    m = env["rows"]
+    scale = np.sqrt(m / max(int(rows), 1) + m / env["test_rows"])
     return float(centre - (centre - lo) * scale), float(centre + (hi - centre) * scale)

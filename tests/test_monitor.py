@@ -14,8 +14,9 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from models.expected import expected_auc, expected_auc_interval
+from models.expected import envelope, expected_auc, expected_auc_interval, interval
 from pipeline.history import runs
+from pipeline.monitor import alerts, check
 from tests.test_badinput_validate import run_cli
 from tests.test_score_total import project  # noqa: F401
 
@@ -57,7 +58,8 @@ def history(project):  # noqa: F811
         out = project / "monitor.json"
         code, stdout, err = run_cli("monitor", "--data", str(project / "clean"), "--out", str(out))
         assert code == 0, err
-    return project / "outputs" / "history", json.loads(out.read_text()), stdout
+    details = json.loads((project / "monitor_runs.json").read_text())
+    return project / "outputs" / "history", details, stdout
 
 
 def test_every_score_run_is_kept(history):
@@ -117,7 +119,7 @@ def test_accounts_the_data_no_longer_holds_are_counted(history, project, tmp_pat
         "--params", str(tmp_path / "params.yaml"),
     )  # fmt: skip
     assert code == 0, err
-    run = json.loads(out.read_text())["runs"][0]
+    run = json.loads((tmp_path / "m_runs.json").read_text())["runs"][0]
     assert run["unknown_outcome"] == {"not in the data": 1}
     assert run["with_outcome"] == run["scored"] - 1 == result["runs"][0]["scored"] - 1
     code, _, err = run_cli("monitor", "--data", str(raw), "--history", str(folder))
@@ -129,3 +131,120 @@ def test_no_history_is_a_clear_error(tmp_path, project):  # noqa: F811
         "monitor", "--data", str(project / "clean"), "--history", str(tmp_path / "none")
     )
     assert code == 2 and "no score runs of this data (lineage" in err and "Traceback" not in err
+
+
+def test_the_metrics_file_holds_numbers_dvc_can_compare(history, project):  # noqa: F811
+    """reports/monitor.json (DVC metrics): numbers only, one entry per run by as-of date."""
+    _, details, stdout = history
+    summary = json.loads((project / "monitor.json").read_text())
+    assert summary["realized_runs"] == 2 and summary["estimated_runs"] == 1
+    assert list(summary["runs"]) == [r["as_of"] for r in details["runs"]]
+
+    def leaves(d):
+        for v in d.values():
+            yield from leaves(v) if isinstance(v, dict) else [v]
+
+    numbers = [
+        v
+        for k, v in summary.items()
+        if k not in ("data_end",)
+        for v in ([v] if not isinstance(v, dict) else leaves(v))
+    ]
+    assert numbers and all(isinstance(v, int | float) for v in numbers)
+    first = details["runs"][0]
+    assert summary["runs"][first["as_of"]]["auc"] == first["auc"]
+    # the project's model was made by hand, without a test fold: nothing to check, and it says so
+    assert not first["checked"] and first["test_fold"] is None
+    assert "nothing checked yet" in stdout
+
+
+# --- the test-fold envelope and the alert ------------------------------------------------------
+
+
+def _calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.6, 8, size=n)
+    return (rng.random(n) < p).astype(int), p
+
+
+def test_the_envelope_covers_fresh_runs_of_an_unchanged_world():
+    """Runs drawn from the test fold's own world: the realized AUC falls inside the 99%
+    interval about 99% of the time (at least 95 of 100 runs), and the alert stays quiet as
+    often, at the fold's run size and at four times it; the interval scales with the run's
+    rows and allows for the fold's own chance."""
+    y, p = _calibrated(9000, 1)
+    cutoffs = np.repeat(np.arange(3), 3000)
+    env = envelope(y, p, cutoffs, draws=200)
+    assert env["rows"] == 3000 and env["test_rows"] == 9000
+    for rows in (3000, 12000):
+        lo, hi = interval(env, "auc", 0.99, rows)
+        inside = quiet = 0
+        for k in range(100):
+            yk, pk = _calibrated(rows, 100 + k)
+            auc = roc_auc_score(yk, pk)
+            inside += lo <= auc <= hi
+            run = {
+                "with_outcome": rows,
+                "auc": auc,
+                "observed_churners": int(yk.sum()),
+                "expected_churners_with_outcome": float(pk.sum()),
+                "observed_over_expected": yk.sum() / pk.sum(),
+            }
+            quiet += not check(run, env, 0.99)["alerts"]
+        assert inside >= 95 and quiet >= 95, (rows, inside, quiet)
+    wide, narrow = interval(env, "auc", 0.99, 3000), interval(env, "auc", 0.99, 12000)
+    ratio = np.sqrt((1 / 12000 + 1 / 9000) / (1 / 3000 + 1 / 9000))
+    assert narrow[1] - narrow[0] == pytest.approx((wide[1] - wide[0]) * ratio, rel=1e-9)
+    with pytest.raises(ValueError, match="0.90, 0.95 and 0.99"):
+        interval(env, "auc", 0.8, 3000)
+    with pytest.raises(ValueError, match="churners and non-churners"):
+        envelope(np.zeros(10), np.full(10, 0.1), np.zeros(10))
+
+
+def test_the_estimate_interval_covers_the_realized_auc():
+    """CBPE: under calibration the realized AUC lies in the 95% interval about 95% of the time."""
+    inside = 0
+    for k in range(100):
+        y, p = _calibrated(1000, 500 + k)
+        lo, hi = expected_auc_interval(p)
+        inside += lo <= roc_auc_score(y, p) <= hi
+    assert 88 <= inside <= 100
+
+
+def test_the_alert_fires_outside_the_interval_and_only_there():
+    y, p = _calibrated(6000, 2)
+    env = envelope(y, p, np.repeat([0, 1], 3000))
+    base = {"with_outcome": 3000, "observed_churners": 200, "expected_churners_with_outcome": 200}
+    lo, _ = interval(env, "auc", 0.99, 3000)
+    fine = check(base | {"auc": env["auc"], "observed_over_expected": 1.0}, env, 0.99)
+    assert fine["checked"] and fine["alerts"] == []
+    assert check(base | {"auc": 0.99, "observed_over_expected": 1.0}, env, 0.99)["alerts"] == []
+    low = check(base | {"auc": lo - 0.01, "observed_over_expected": 1.0}, env, 0.99)
+    assert len(low["alerts"]) == 1 and "realized AUC" in low["alerts"][0]
+    many = check(base | {"auc": env["auc"], "observed_over_expected": 1.6}, env, 0.99)
+    assert len(many["alerts"]) == 1 and "observed/expected churners 1.60" in many["alerts"][0]
+    # between the model's promise (1) and what its test fold showed: no alert
+    shifted = env | {
+        "observed_over_expected": env["observed_over_expected"] + 0.3,
+        "observed_over_expected_quantiles": [
+            q + 0.3 for q in env["observed_over_expected_quantiles"]
+        ],
+    }
+    assert (
+        check(base | {"auc": env["auc"], "observed_over_expected": 1.15}, shifted, 0.99)["alerts"]
+        == []
+    )
+    assert check(base | {"auc": 0.5}, None, 0.99) == {
+        "test_fold": None,
+        "alerts": [],
+        "checked": False,
+    }
+    found = alerts(
+        [
+            {"model_version": "churn-risk/3", "as_of": "2025-01-06", **low},
+            {"model_version": "churn-risk/3", "as_of": "2025-02-03", **many},
+            {"model_version": "churn-risk/4", "as_of": "2025-03-03", **fine},
+        ]
+    )
+    assert len(found) == 1 and found[0].startswith("ALERT churn-risk/3: 2 finding(s)")
+    assert "2025-01-06" in found[0] and "2025-02-03" in found[0]
