@@ -149,23 +149,28 @@ def evaluate_run(
 
 
 def check(result: dict[str, Any], env: dict[str, Any] | None, level: float) -> dict[str, Any]:
-    """The intervals of a realized run from its model's test fold, and its alerts.
+    """The intervals of a realized run from its model's test fold, its alerts and notes.
 
     The intervals come from the envelope (models/expected.py `interval`, at `level`, for the
-    run's rows with an outcome). AUC: an alert when the realized AUC is below the interval (a
-    higher AUC is no reason to retrain). Calibration, the ratio observed / expected churners:
-    the model promises 1 and its test fold showed its own ratio, so the interval spans both,
-    widened on each side by the chance the test fold's bootstrap gives a run of this size; an
-    alert when the realized ratio is outside it. Without an envelope (a model trained before
-    envelopes were kept) nothing is checked, and the result says so."""
+    run's rows with an outcome). Alerts are the failures that lose customers, the signal to
+    retrain: a realized AUC below its interval (the model ranks worse than its test fold
+    promised), or more churners than expected beyond the calibration interval (the model
+    understates the risk). The calibration ratio is observed / expected churners: the model
+    promises 1 and its test fold showed its own ratio, so the interval spans both, widened on
+    each side by the chance the test fold's bootstrap gives a run of this size. Fewer
+    churners than that interval allows is a note, not an alert: the probabilities overstate
+    the risk (a campaign sized on them contacts more accounts than it needs), which a world
+    whose churn rate drifts down produces without any change of its dynamics. Without an
+    envelope (a model trained before envelopes were kept) nothing is checked, and the result
+    says so."""
     if not env:
-        return {"test_fold": None, "alerts": [], "checked": False}
+        return {"test_fold": None, "alerts": [], "notes": [], "checked": False}
     n = result["with_outcome"]
     auc_lo, auc_hi = interval(env, "auc", level, n)
     oe_test = env["observed_over_expected"]
     lo, hi = interval(env, "observed_over_expected", level, n)
     oe_lo, oe_hi = min(1.0, oe_test) - (oe_test - lo), max(1.0, oe_test) + (hi - oe_test)
-    alerts = []
+    alerts, notes = [], []
     auc, oe = result.get("auc"), result.get("observed_over_expected")
     if auc is not None and auc < auc_lo:
         alerts.append(
@@ -173,11 +178,16 @@ def check(result: dict[str, Any], env: dict[str, Any] | None, level: float) -> d
             f"of its test fold (AUC {env['auc']:.3f}) for {n} accounts"
         )
     if oe is not None and not oe_lo <= oe <= oe_hi:
-        alerts.append(
+        text = (
             f"observed/expected churners {oe:.2f} ({result['observed_churners']} against "
-            f"{result['expected_churners_with_outcome']:.0f}) outside {oe_lo:.2f}-{oe_hi:.2f}, "
-            f"the {level:.0%} interval of its calibration (1) and its test fold ({oe_test:.2f})"
+            f"{result['expected_churners_with_outcome']:.0f}) "
+            f"{'above' if oe > oe_hi else 'below'} {oe_lo:.2f}-{oe_hi:.2f}, the {level:.0%} "
+            f"interval of its calibration (1) and its test fold ({oe_test:.2f})"
         )
+        if oe > oe_hi:
+            alerts.append(text + ": the model understates the risk")
+        else:
+            notes.append(text + ": the model overstates the risk")
     return {
         "test_fold": {
             "level": level,
@@ -187,6 +197,7 @@ def check(result: dict[str, Any], env: dict[str, Any] | None, level: float) -> d
             "observed_over_expected_interval": [round(oe_lo, 4), round(oe_hi, 4)],
         },
         "alerts": alerts,
+        "notes": notes,
         "checked": True,
     }
 
@@ -273,6 +284,8 @@ def render(results: list[dict[str, Any]]) -> str:
             lines.append(f"{'':<11} outcome unknown: {counts}")
         for text in r.get("alerts") or []:
             lines.append(f"{'':<11} ! {text}")
+        for text in r.get("notes") or []:
+            lines.append(f"{'':<11} note: {text}")
     found = alerts(results)
     checked = sum(bool(r.get("checked")) for r in results)
     lines.append("")
@@ -306,6 +319,7 @@ def metrics(results: list[dict[str, Any]]) -> dict[str, Any]:
             row |= {k: r[k] for k in METRIC_KEYS if r.get(k) is not None}
             row["with_outcome"] = r["with_outcome"]
             row["alerts"] = len(r.get("alerts") or [])
+            row["notes"] = len(r.get("notes") or [])
         out[key] = row
     return {
         "realized_runs": sum(r["kind"] == "realized" for r in results),

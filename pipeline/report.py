@@ -343,6 +343,13 @@ def monitor_figure(runs: list[dict[str, Any]], most: int = 12) -> str:
     return _png(fig)
 
 
+def _findings(run: dict[str, Any]) -> str:
+    """A run's alerts (bold) and notes, for the report's table."""
+    alerts = [f"<b>alert: {html.escape(a)}</b>" for a in run.get("alerts") or []]
+    notes = [f"note: {html.escape(n)}" for n in run.get("notes") or []]
+    return "<br>".join(alerts + notes) or ("&ndash;" if run.get("checked") else "not checked")
+
+
 def monitor_section(reports_dir: Path) -> list[str]:
     """Did the scores come true? The past score runs (`churn monitor`), the plot and alerts."""
     path = Path(reports_dir) / MONITOR_RUNS
@@ -373,13 +380,13 @@ def monitor_section(reports_dir: Path) -> list[str]:
         f"<td>{r['expected_churners']:.0f}</td><td>{r.get('observed_churners', '-')}</td>"
         f"<td>{_num(r.get('auc'), 3)}</td><td>{_num(r['expected_auc'], 3)}</td>"
         f"<td>{_num((r.get('test_fold') or {}).get('auc'), 3)}</td>"
-        f"<td>{len(r.get('alerts') or [])}</td></tr>"
+        f"<td>{_findings(r)}</td></tr>"
         for r in runs
     )
     table = (
         "<table><tr><th>as of</th><th>model</th><th>kind</th><th>scored</th>"
         "<th>churners expected</th><th>observed</th><th>AUC</th><th>expected AUC</th>"
-        f"<th>test-fold AUC</th><th>alerts</th></tr>{rows}</table>"
+        f"<th>test-fold AUC</th><th>findings</th></tr>{rows}</table>"
     )
     return [
         head,

@@ -223,6 +223,7 @@ def test_the_alert_fires_outside_the_interval_and_only_there():
     assert len(low["alerts"]) == 1 and "realized AUC" in low["alerts"][0]
     many = check(base | {"auc": env["auc"], "observed_over_expected": 1.6}, env, 0.99)
     assert len(many["alerts"]) == 1 and "observed/expected churners 1.60" in many["alerts"][0]
+    assert "understates" in many["alerts"][0] and many["notes"] == []
     # between the model's promise (1) and what its test fold showed: no alert
     shifted = env | {
         "observed_over_expected": env["observed_over_expected"] + 0.3,
@@ -237,8 +238,12 @@ def test_the_alert_fires_outside_the_interval_and_only_there():
     assert check(base | {"auc": 0.5}, None, 0.99) == {
         "test_fold": None,
         "alerts": [],
+        "notes": [],
         "checked": False,
     }
+    # fewer churners than the interval allows: a note (the risk is overstated), not an alert
+    few = check(base | {"auc": env["auc"], "observed_over_expected": 0.5}, env, 0.99)
+    assert few["alerts"] == [] and len(few["notes"]) == 1 and "overstates" in few["notes"][0]
     found = alerts(
         [
             {"model_version": "churn-risk/3", "as_of": "2025-01-06", **low},
