@@ -69,6 +69,14 @@ def repo(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return repo, env
 
 
+def test_second_repro_has_nothing_to_do(repo):
+    # First in the file: later tests score lists with `churn score`, and each run joins the
+    # score history, which rightly makes the monitor stage out of date.
+    root, env = repo
+    proc = _run([str(BIN / "dvc"), "status"], root, env)
+    assert "up to date" in proc.stdout.lower()
+
+
 def test_metrics_make_sense(repo):
     root, _ = repo
     metrics = json.loads((root / "reports" / "evaluation.json").read_text())
@@ -172,10 +180,19 @@ def test_scoring_a_customer_list_keeps_every_row(repo):
     }
 
 
-def test_second_repro_has_nothing_to_do(repo):
+def test_the_monitor_stage_judges_the_score_run(repo):
+    """dvc repro ends with the monitor: the score run is in the history, estimated (its label
+    window is open), the figures are DVC metrics, and the report has its section."""
     root, env = repo
-    proc = _run([str(BIN / "dvc"), "status"], root, env)
-    assert "up to date" in proc.stdout.lower()
+    summary = json.loads((root / "reports" / "monitor.json").read_text())
+    assert summary["estimated_runs"] == 1 and summary["realized_runs"] == summary["alerts"] == 0
+    (run,) = summary["runs"].values()
+    assert 0.5 < run["expected_auc"] < 1 and run["scored"] > 100
+    shown = _run([str(BIN / "dvc"), "metrics", "show"], root, env).stdout
+    assert "reports/monitor.json" in shown and "runs." in shown
+    assert "Did the scores come true?" in (root / "reports" / "report.html").read_text()
+    info = json.loads((root / "data" / "model" / "train_info.json").read_text())
+    assert info["envelope"]["test_rows"] > info["envelope"]["rows"] > 0
 
 
 def test_featurize_one_cutoff_from_the_command_line(repo):
