@@ -112,22 +112,27 @@ def envelope(
     }
 
 
-def interval(env: dict, metric: str, level: float, rows: int) -> tuple[float, float]:
+def interval(
+    env: dict, metric: str, level: float, rows: int, centre: float | None = None
+) -> tuple[float, float]:
     """The central `level` interval of `metric` ("auc" or "observed_over_expected") that the
     model's test fold gives a run of `rows` rows, if the world has not changed.
 
     The bootstrap's interval at the fold's run size m, about the test value, its half-widths
     scaled by sqrt(m / rows + m / N): a metric's standard error goes as 1 / sqrt(rows), and
     the run's value and the fold's own estimate (N rows) both carry chance, so their
-    difference has the variance of both. Raises ValueError for a level whose quantiles the
-    envelope does not hold."""
+    difference has the variance of both. With a `centre` (a value the model promises, such as
+    1 for observed / expected churners of a calibrated model, rather than one the fold
+    estimated) the same half-widths, scaled by sqrt(m / rows), are taken about it. Raises
+    ValueError for a level whose quantiles the envelope does not hold."""
     tail = round((1 - level) / 2, 4)
     qs = [round(q, 4) for q in env["quantiles"]]
     if tail not in qs or round(1 - tail, 4) not in qs:
         raise ValueError(f"level {level}: the envelope holds intervals at 0.90, 0.95 and 0.99")
     values = env[f"{metric}_quantiles"]
     lo, hi = values[qs.index(tail)], values[qs.index(round(1 - tail, 4))]
-    centre = env[metric]
-    m = env["rows"]
-    scale = np.sqrt(m / max(int(rows), 1) + m / env["test_rows"])
-    return float(centre - (centre - lo) * scale), float(centre + (hi - centre) * scale)
+    estimate, m = env[metric], env["rows"]
+    scale = m / max(int(rows), 1) + (m / env["test_rows"] if centre is None else 0.0)
+    below, above = (estimate - lo) * np.sqrt(scale), (hi - estimate) * np.sqrt(scale)
+    centre = estimate if centre is None else centre
+    return float(centre - below), float(centre + above)

@@ -153,23 +153,22 @@ def check(result: dict[str, Any], env: dict[str, Any] | None, level: float) -> d
 
     The intervals come from the envelope (models/expected.py `interval`, at `level`, for the
     run's rows with an outcome). Alerts are the failures that lose customers, the signal to
-    retrain: a realized AUC below its interval (the model ranks worse than its test fold
-    promised), or more churners than expected beyond the calibration interval (the model
-    understates the risk). The calibration ratio is observed / expected churners: the model
-    promises 1 and its test fold showed its own ratio, so the interval spans both, widened on
-    each side by the chance the test fold's bootstrap gives a run of this size. Fewer
-    churners than that interval allows is a note, not an alert: the probabilities overstate
-    the risk (a campaign sized on them contacts more accounts than it needs), which a world
-    whose churn rate drifts down produces without any change of its dynamics. Without an
-    envelope (a model trained before envelopes were kept) nothing is checked, and the result
-    says so."""
+    retrain: a realized AUC below the interval about the test fold's AUC (the model ranks
+    worse than its test fold showed), or more churners than expected beyond the calibration
+    interval (the model understates the risk). Calibration is the ratio observed / expected
+    churners; a calibrated model promises 1, so its interval lies about 1, with the spread
+    the test fold's bootstrap gives a run of this size (a test fold that already showed a
+    ratio far from 1 does not excuse the same miss later). Fewer churners than the interval
+    allows is a note, not an alert: the probabilities overstate the risk (a campaign sized on
+    them contacts more accounts than it needs), which a world whose churn rate drifts down
+    produces without any change of its dynamics. Without an envelope (a model trained before
+    envelopes were kept) nothing is checked, and the result says so."""
     if not env:
         return {"test_fold": None, "alerts": [], "notes": [], "checked": False}
     n = result["with_outcome"]
     auc_lo, auc_hi = interval(env, "auc", level, n)
     oe_test = env["observed_over_expected"]
-    lo, hi = interval(env, "observed_over_expected", level, n)
-    oe_lo, oe_hi = min(1.0, oe_test) - (oe_test - lo), max(1.0, oe_test) + (hi - oe_test)
+    oe_lo, oe_hi = interval(env, "observed_over_expected", level, n, centre=1.0)
     alerts, notes = [], []
     auc, oe = result.get("auc"), result.get("observed_over_expected")
     if auc is not None and auc < auc_lo:
@@ -182,7 +181,7 @@ def check(result: dict[str, Any], env: dict[str, Any] | None, level: float) -> d
             f"observed/expected churners {oe:.2f} ({result['observed_churners']} against "
             f"{result['expected_churners_with_outcome']:.0f}) "
             f"{'above' if oe > oe_hi else 'below'} {oe_lo:.2f}-{oe_hi:.2f}, the {level:.0%} "
-            f"interval of its calibration (1) and its test fold ({oe_test:.2f})"
+            f"interval about 1 its test fold gives (where it saw {oe_test:.2f})"
         )
         if oe > oe_hi:
             alerts.append(text + ": the model understates the risk")
