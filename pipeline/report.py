@@ -278,7 +278,7 @@ def monitor_figure(runs: list[dict[str, Any]], most: int = 12) -> str:
     expected churners), with each run's test-fold interval, beside the drift history: PSI per
     feature per run for the `most` features with the largest PSI."""
     day = pd.to_datetime([r["as_of"] for r in runs])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.2]})
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5), gridspec_kw={"width_ratios": [1, 1, 1.2]})
     ax = axes[0]
     exp = np.array([r["expected_auc"] for r in runs], dtype=float)
     band = np.array([r["expected_auc_interval"] for r in runs], dtype=float)
@@ -294,16 +294,20 @@ def monitor_figure(runs: list[dict[str, Any]], most: int = 12) -> str:
             day[fold], mid, yerr=[mid - lo, hi - mid], fmt="none", ecolor="tab:orange",
             capsize=3, label=f"test fold, {runs[fold[0]]['test_fold']['level']:.0%}",
         )  # fmt: skip
+
+    def flag(ax, key: str, marker: str) -> None:  # circle the runs whose alert is about `key`
+        bad = [i for i in done if any(marker in a for a in runs[i].get("alerts") or [])]
+        if bad:
+            ax.scatter(day[bad], [runs[i].get(key) for i in bad], s=120, facecolors="none",
+                       edgecolors="red", linewidths=2, label="alert", zorder=5)  # fmt: skip
+
     if done:
-        alert = [bool(runs[i].get("alerts")) for i in done]
         auc = np.array([runs[i].get("auc") or np.nan for i in done], dtype=float)
         ax.plot(day[done], auc, c=figures.MODEL_COLOR, marker="o", label="realized")
-        bad = [i for i, a in zip(done, alert, strict=True) if a]
-        if bad:
-            ax.scatter(day[bad], [runs[i].get("auc") for i in bad], s=120, facecolors="none",
-                       edgecolors="red", linewidths=2, label="alert", zorder=5)  # fmt: skip
-    ax.set(title="AUC by as-of date", ylabel="AUC", xlabel="as-of date")
-    ax.legend(fontsize=8)
+        flag(ax, "auc", "realized AUC")
+    ax.set(title="AUC by as-of date", ylabel="AUC")
+    below = {"fontsize": 7, "loc": "upper center", "bbox_to_anchor": (0.5, -0.22), "ncol": 2}
+    ax.legend(**below)
     ax = axes[1]
     if done:
         oe = np.array([runs[i].get("observed_over_expected") or np.nan for i in done], float)
@@ -315,11 +319,13 @@ def monitor_figure(runs: list[dict[str, Any]], most: int = 12) -> str:
             hi = np.array(
                 [runs[i]["test_fold"]["observed_over_expected_interval"][1] for i in fold]
             )
+            level = runs[fold[0]]["test_fold"]["level"]
             ax.vlines(day[fold], lo, hi, colors="tab:orange", lw=6, alpha=0.4,
-                      label="calibration and test fold")  # fmt: skip
+                      label=f"{level:.0%} interval about 1 (test fold's spread)")  # fmt: skip
         ax.plot(day[done], oe, c=figures.MODEL_COLOR, marker="o", label="realized")
-        ax.legend(fontsize=8)
-    ax.set(title="Observed / expected churners", xlabel="as-of date", ylabel="ratio")
+        flag(ax, "observed_over_expected", "observed/expected")
+        ax.legend(**below)
+    ax.set(title="Observed / expected churners", ylabel="ratio")
     ax = axes[2]
     psi = pd.DataFrame([r.get("psi") or {} for r in runs], index=[r["as_of"] for r in runs])
     growing = [c for c in psi.columns if c in GROWS_WITH_HISTORY]  # drift expected: left out
