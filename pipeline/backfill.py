@@ -117,26 +117,46 @@ def backfill(
     every: int = 1,
     lineage: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Fit and score at each as-of date (see the module); the score runs' metadata, oldest
-    first. Dates whose known rows are too few to split are skipped with a warning; raises
-    UserError when none is left."""
+    """Fit and score at each as-of date (see the module); the new score runs' metadata, oldest
+    first. Dates already backfilled for this data are left as they are; dates whose known
+    rows are too few to split are skipped with a warning. Raises UserError when the frame is
+    of other data, or when no date could be fitted."""
+    from pipeline.history import folder as history_folder
+    from pipeline.history import runs as history_runs
+    from pipeline.lineage import fingerprint
     from pipeline.progress import step
     from pipeline.score import Settings
     from pipeline.score import run as score_run
 
+    ours = fingerprint(validated, lineage)["lineage"]
+    built_from = (frame_meta.get("data") or {}).get("lineage")
+    if built_from != ours:
+        raise UserError(
+            f"the training frame was built from other data (lineage {built_from}) than the "
+            f"data given (lineage {ours}); run `churn featurize` (or `dvc repro featurize`) "
+            "on this data first"
+        )
     label = {**params["label"], "mode": frame_meta["label_mode"]}
     settings = Settings.from_params(params.get("score") or {})
     if settings.history is None:
         raise UserError("score.history is null: backfilled runs would not be kept; set it")
     dates = as_of_dates(frame["cutoff"], runs, every)
-    done, skipped = [], []
+    kept = {
+        r.meta.get("model_version")
+        for r in history_runs(history_folder(settings.history))
+        if (r.meta.get("data") or {}).get("lineage") == ours
+    }
+    done, skipped, again = [], [], []
     for as_of in dates:
         day = as_of.date().isoformat()
+        if f"backfill:{day}" in kept:  # a backfilled run is what it was: never made twice
+            again.append(day)
+            continue
         try:
             with step(f"backfill {day}: fitting the model of the time"):
                 model, folds, reference = fit_at(frame, as_of, params, label)
         except UserError as exc:
-            skipped.append(f"{day} ({exc})")
+            skipped.append((day, str(exc)))
             continue
         known = known_by(frame, as_of, LabelSpec.from_params(label))
         run_id = _log_run(model, folds, as_of, known, params, root)
@@ -164,11 +184,22 @@ def backfill(
             )
         log.info("backfilled %s: %d rows scored -> %s", day, meta["rows"], meta.get("history"))
         done.append(meta)
-    if skipped:
-        log.warning("backfill skipped %d date(s): %s", len(skipped), "; ".join(skipped))
+    if again:
+        log.info("already in the score history, not backfilled again: %s", ", ".join(again))
+    if again and not done and not skipped:
+        return []
+    why = "" if not skipped else f"{skipped[-1][0]}: {skipped[-1][1]}"
+    if skipped and done:
+        log.warning(
+            "backfill skipped %d date(s) without enough labelled history before them to fit "
+            "a model (%s); the latest of them, %s",
+            len(skipped),
+            ", ".join(d for d, _ in skipped),
+            why,
+        )
     if not done:
         raise UserError(
-            "no as-of date had enough labelled history before it to fit a model: "
-            + "; ".join(skipped)
+            f"none of the {len(skipped)} as-of date(s) had enough labelled history before it "
+            f"to fit a model; the latest, {why}"
         )
     return done

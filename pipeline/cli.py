@@ -568,7 +568,7 @@ def monitor(
     data: Annotated[Path, typer.Option(help="input folder (raw or clean)")] = Path("data/clean"),
     history: Annotated[
         Path | None,
-        typer.Option(help="score history [default: params score.history, outputs/history]"),
+        typer.Option(help="score history \\[default: params score.history, outputs/history]"),
     ] = None,
     out: Annotated[
         Path, typer.Option(help="JSON of the figures DVC compares; every detail in OUT_runs.json")
@@ -652,6 +652,9 @@ def backfill(
     for m in done:
         tiers = ", ".join(f"{k} {v}" for k, v in sorted(m["tier_counts"].items()))
         typer.echo(f"{m['as_of']}  {m['model_version']}  {m['rows']} rows ({tiers})")
+    if not done:
+        typer.echo("nothing to backfill: every date is in the score history already")
+        return
     typer.echo(f"{len(done)} backfilled run(s) -> {Path(done[-1]['history']).parent}")
     typer.echo("next: churn monitor --data " + str(data))
 

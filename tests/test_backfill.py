@@ -167,3 +167,68 @@ def test_backfill_dates_are_the_frames_last_cutoffs():
     assert got == list(pd.date_range("2024-01-01", periods=10, freq="28D")[[5, 7, 9]])
     assert len(as_of_dates(cutoffs, runs=50, every=1)) == 10
     assert np.all(np.diff(np.array(got, dtype="datetime64[ns]")) > np.timedelta64(0))
+
+
+def _backfill_and_monitor(root, shift_week: int | None) -> dict:
+    """A 1,500-account world of two years (shifted or not), backfilled at two of the frame's
+    last cutoffs and monitored; the monitor's details."""
+    params = yaml.safe_load((PACKAGE_ROOT / "params.yaml").read_text())
+    params["train"] |= {"n_estimators": 300, "early_stopping_rounds": 50}
+    params["simulate"]["shift_week"] = shift_week
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    config = SimConfig(n_accounts=1500, weeks=104, mc_samples=0, shift_week=shift_week)
+    write(config, root / "raw", root / "t.parquet")
+    p = ("--params", str(root / "params.yaml"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DVC_ROOT", str(root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for args in (
+            ("validate", "--data", str(root / "raw"), "--out", str(root / "clean")),
+            ("featurize", "--data", str(root / "clean"), "--out", str(root / "features")),
+            ("backfill", "--data", str(root / "clean"), "--frame", str(root / "features"),
+             "--runs", "2", "--every", "2"),
+            ("monitor", "--data", str(root / "clean"), "--out", str(root / "m.json")),
+        ):  # fmt: skip
+            code, _, err = run_cli(*args, *p)
+            assert code == 0, err
+    mlflow.set_tracking_uri(None)
+    return json.loads((root / "m_runs.json").read_text())
+
+
+@pytest.mark.long
+def test_a_regime_shift_fires_the_alert_and_an_unchanged_world_does_not(tmp_path):
+    """The issue's proof at a size a test can afford (`make test-long`); the README gives the
+    default world's figures."""
+    calm = _backfill_and_monitor(tmp_path / "calm", None)
+    moved = _backfill_and_monitor(tmp_path / "moved", 80)  # mid-July 2024, before both dates
+    assert len(calm["runs"]) == len(moved["runs"]) == 2
+    assert all(r["kind"] == "realized" and r["checked"] for r in calm["runs"] + moved["runs"])
+    assert calm["alerts"] == []
+    assert moved["alerts"] and "understates the risk" in moved["alerts"][0]
+
+
+def test_backfill_refuses_a_frame_of_other_data_and_bad_counts(backfilled, tmp_path):
+    import shutil
+
+    root = backfilled[0]
+    shutil.copytree(root / "raw", tmp_path / "other")
+    p = ("--params", str(root / "params.yaml"), "--frame", str(root / "features"))
+    code, _, err = run_cli("backfill", "--data", str(tmp_path / "other"), *p)
+    assert code == 2 and "built from other data" in err and "Traceback" not in err
+    code, _, err = run_cli("backfill", "--data", str(root / "clean"), "--runs", "0", *p)
+    assert code == 2 and "--runs and --every must be at least 1" in err
+
+
+def test_a_date_is_backfilled_once(backfilled):
+    root = backfilled[0]
+    before = len(runs(root / "outputs" / "history"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DVC_ROOT", str(root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        code, out, err = run_cli(
+            "backfill", "--data", str(root / "clean"), "--frame", str(root / "features"),
+            "--runs", "2", "--every", "2", "--params", str(root / "params.yaml"),
+        )  # fmt: skip
+    assert code == 0, err
+    assert "nothing to backfill" in out and len(runs(root / "outputs" / "history")) == before
