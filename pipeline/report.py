@@ -89,7 +89,7 @@ def _png(fig) -> str:
 
 
 def _img(data: str, alt: str, width: int | None = None) -> str:
-    style = f' style="width:{width}px"' if width else ""
+    style = f' style="width:{width}px; max-width:100%"' if width else ""
     return f'<img alt="{html.escape(alt)}"{style} src="data:image/png;base64,{data}">'
 
 
