@@ -43,6 +43,7 @@ _TABLES = itertools.count()  # names of the arrays the sliding engine hands to D
 _SLIDING = "_sliding_"
 SLIDING_ROWS = 4_000_000  # events the sliding engine holds in memory at a time (about)
 ENGINES = ("auto", "join", "window", "sliding")
+Cache = Callable[[ir.Table], ir.Table]  # materializes a table: Ibis's cache, or compiled.py's
 SECONDS_A_DAY = 86400
 
 
@@ -112,6 +113,11 @@ def cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> ir.Table:
         {"cutoff": pd.to_datetime(pd.Series(list(cutoffs))).astype("datetime64[us]")}
     )
     return ibis.memtable(values).cast({"cutoff": "timestamp"})
+
+
+def _timestamp(ts: pd.Timestamp) -> ir.TimestampScalar:
+    """A time as a timestamp literal: the only way a single cutoff enters a query."""
+    return ibis.literal(pd.Timestamp(ts).to_pydatetime(), type="timestamp")
 
 
 def _day(ts: ir.TimestampValue) -> ir.IntegerValue:
@@ -375,9 +381,9 @@ def _one_cutoff_engine(
     day = pd.Timestamp(cutoff).normalize()  # windows count whole days before the cutoff's day
 
     def days_before(n: int) -> ir.TimestampScalar:
-        return ibis.literal((day - pd.Timedelta(days=n)).to_pydatetime(), type="timestamp")
+        return _timestamp(day - pd.Timedelta(days=n))
 
-    cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
+    cut = _timestamp(cutoff)
     base = tables[table]
     # streams placed by the same time (orders due, orders late) share its column and flags
     first: dict[ops.Node, str] = {}
@@ -526,12 +532,15 @@ def eligible_spine(
     cutoffs: Sequence[pd.Timestamp],
     active_days: int | None = None,
     engine: str = "join",
+    cache: Cache = ir.Table.cache,
 ) -> ir.Table:
     """(account_id, cutoff) for every account eligible at each cutoff (DESIGN section 5).
 
     Eligible: the relationship started before the cutoff (customer_since, else the first
     order) and the account had not churned before it. With `active_days`, the account must
-    also have ordered in the `active_days` before the cutoff (churn by inactivity).
+    also have ordered in the `active_days` before the cutoff (churn by inactivity). One
+    cutoff is a literal in the query, not a table: the query differs from one cutoff to the
+    next only in its timestamp literals (features/compiled.py). `cache` materializes a table.
     """
     accounts, orders = tables["accounts"], tables["orders"]
     if "customer_since" in accounts.columns:  # the first order counts only where it is unknown
@@ -543,13 +552,17 @@ def eligible_spine(
     acc = accounts.left_join(first, accounts.account_id == first._aid)
     since = acc.customer_since if "customer_since" in accounts.columns else ibis.null("timestamp")
     acc = acc.select("account_id", _start=ibis.coalesce(since, acc._first_order))
-    spine = acc.cross_join(cutoff_table(cutoffs)).filter(lambda t: t._start < t.cutoff)
+    if len(cutoffs) == 1:
+        spine = acc.mutate(cutoff=_timestamp(cutoffs[0]))
+    else:
+        spine = acc.cross_join(cutoff_table(cutoffs))
+    spine = spine.filter(lambda t: t._start < t.cutoff)
     if "churn" in tables:
         churn = tables["churn"].select(_cid="account_id", _churned_at="churned_at")
         spine = spine.left_join(churn, spine.account_id == churn._cid).filter(
             lambda t: t._churned_at.isnull() | (t._churned_at >= t.cutoff)
         )
-    spine = spine.select(*KEYS).cache()
+    spine = cache(spine.select(*KEYS))
     if active_days is not None:
         recent = {"n": Agg("count", "orders", (0, active_days))}
         n = aggregates(tables, spine, "orders", recent, FeatureConfig(), engine)
@@ -600,11 +613,12 @@ def build_features(
     groups: Sequence[str] = GROUPS,
     engine: str = "join",
     cutoff: pd.Timestamp | None = None,
+    cache: Cache = ir.Table.cache,
 ) -> ir.Table:
     """Features for every (account_id, cutoff) of `spine`, in catalog order, keys first.
 
     `cutoff`: the spine's only cutoff, when it has one; the join engine then reads each table
-    once for all its streams.
+    once for all its streams. `cache` materializes a table (an Ibis cache by default).
     """
     unknown = set(groups) - set(GROUPS)
     if unknown:
@@ -612,7 +626,7 @@ def build_features(
     if engine not in ENGINES[1:]:
         raise ValueError(f"feature engine must be one of {ENGINES[1:]}, not {engine!r}")
     chosen = plan({name: list(t.columns) for name, t in tables.items()}, tuple(groups))
-    spine = spine.select(*KEYS).cache()
+    spine = cache(spine.select(*KEYS))
     result = spine
     kinds: dict[str, str] = {}
     parts = []  # one query per stream, or per table for a single cutoff, built when needed
@@ -631,7 +645,7 @@ def build_features(
     for make in parts:
         # Materialized one at a time: compiling one query for every stream is slow.
         part = make()
-        agg = part.rename(_aid="account_id", _cut="cutoff").cache()
+        agg = cache(part.rename(_aid="account_id", _cut="cutoff"))
         _release(part)
         result = result.left_join(
             agg, [result.account_id == agg._aid, result.cutoff == agg._cut]

@@ -12,9 +12,10 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
-from features import FeatureConfig, build_features, eligible_spine
-from features.build import ENGINES, choose_engine
+from features import FeatureConfig, build_features, compiled, eligible_spine
+from features.build import ENGINES, Cache, choose_engine
 from features.catalog import GROUPS
 from pipeline.errors import UserError
 from pipeline.validate import Validated
@@ -253,10 +254,16 @@ def spine_for(
     mode: str,
     label: LabelSpec,
     engine: str = "join",
+    cache: Cache = ir.Table.cache,
 ) -> ir.Table:
     """Eligible (account, cutoff) pairs under the label mode in force."""
-    active = label.active_days if mode == "inactivity" else None
-    return eligible_spine(tables, cutoffs, active_days=active, engine=engine)
+    active = spine_active_days(mode, label)
+    return eligible_spine(tables, cutoffs, active_days=active, engine=engine, cache=cache)
+
+
+def spine_active_days(mode: str, label: LabelSpec) -> int | None:
+    """The recent order an account needs to be eligible: only with inactivity labels."""
+    return label.active_days if mode == "inactivity" else None
 
 
 def add_labels(
@@ -282,8 +289,12 @@ def add_labels(
 
 
 def _to_pandas(expr: ir.Table) -> pd.DataFrame:
+    return _frame(expr.order_by(KEYS[::-1]).to_pyarrow())
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
     # through Arrow: the same types as Ibis's to_pandas, several times faster on wide frames
-    frame = expr.order_by(["cutoff", "account_id"]).to_pyarrow().to_pandas()
+    frame = table.to_pandas()
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).astype("datetime64[us]")
     return frame.reset_index(drop=True)
 
@@ -303,8 +314,17 @@ def features_at(
     tables = tables if tables is not None else ibis_tables(validated, spec)
     mode = label.resolve(tables)
     engine = choose_engine(spec.engine, 1)
-    spine = spine_for(tables, [as_of], mode, label, engine)
-    return _to_pandas(build_features(tables, spine, cfg, groups, engine, cutoff=as_of))
+
+    def build(tables: dict[str, ir.Table], cutoff: pd.Timestamp, cache: Cache) -> ir.Table:
+        spine = spine_for(tables, [cutoff], mode, label, engine, cache)
+        feats = build_features(tables, spine, cfg, groups, engine, cutoff=cutoff, cache=cache)
+        return feats.order_by(KEYS[::-1])
+
+    if engine != "join":  # the schedule engines: the query holds the cutoff as a table
+        return _to_pandas(build(tables, as_of, ir.Table.cache))
+    # the query is compiled once per process for these settings: only its cutoff changes
+    key = (engine, mode, spine_active_days(mode, label), cfg, tuple(groups))
+    return _frame(compiled.run(tables, as_of, build, key))
 
 
 def training_frame(
