@@ -45,6 +45,8 @@ SLIDING_ROWS = 4_000_000  # events the sliding engine holds in memory at a time 
 ENGINES = ("auto", "join", "window", "sliding")
 Cache = Callable[[ir.Table], ir.Table]  # materializes a table: Ibis's cache, or compiled.py's
 SECONDS_A_DAY = 86400
+UNIT = 1_000_000  # sums and means add real values in whole millionths (fixed_point)
+LIMIT = 9e12  # and no larger than this: a value in millionths still fits 64 bits
 
 
 def _closed(start: str, end: str) -> Callable[[ir.Table], ir.Value]:
@@ -145,14 +147,36 @@ def _in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.Boolean
     return inside if hi is None else inside & (age <= hi)
 
 
-def _aggregate(t: ir.Table, agg: Agg, where: ir.BooleanValue | None) -> ir.Value:
+def fixed_point(value: ir.Value) -> ir.Value:
+    """A real value as the sums and means of features add it: a whole number of millionths
+    (UNIT; values beyond +-LIMIT count as +-LIMIT). Sums of whole numbers are exact, so they
+    do not depend on the order rows are added in, and features come out byte-identical
+    whatever the number of threads that aggregate them (a sum of doubles differs in its last
+    bits from run to run). Other values are returned as they are (integers add up exactly)."""
+    if not value.type().is_floating():
+        return value
+    # not least/greatest: DuckDB's skip NULLs, and an unknown value must stay unknown
+    clamped = ibis.ifelse(value > LIMIT, LIMIT, ibis.ifelse(value < -LIMIT, -LIMIT, value))
+    return (clamped * UNIT).cast("int64")  # DuckDB rounds a double it casts to an integer
+
+
+def _aggregate(
+    t: ir.Table, agg: Agg, where: ir.BooleanValue | None, over: ibis.Window | None = None
+) -> ir.Value:
     """`agg` of its value over the rows where `where` holds (all rows for None), written as an
     aggregate of the value there and of NULL elsewhere: DuckDB computes that faster than the
-    same aggregate with a FILTER clause."""
+    same aggregate with a FILTER clause. Sums and means add fixed_point values (then a
+    float64 again), over the window `over` when given."""
     value = t.account_id if agg.kind == "count" else agg.value(t)
+    exact = agg.kind in ("sum", "mean") and value.type().is_floating()
+    if exact:
+        value = fixed_point(value)
     if where is not None:
         value = ibis.ifelse(where, value, ibis.null(value.type()))
-    return getattr(value, agg.kind)()
+    out = getattr(value, agg.kind)()
+    if over is not None:
+        out = out.over(over)
+    return out.cast("float64") / UNIT if exact else out
 
 
 def _join_engine(
@@ -208,7 +232,7 @@ def _window_engine(
             range=(None if hi is None else -hi, -(lo + 1)),
         )
         where = ~line._mark & agg.where(line, cfg) if agg.where is not None else ~line._mark
-        values[name] = _aggregate(line, agg, where).over(frame)
+        values[name] = _aggregate(line, agg, where, frame)
     unique, alias = _unique(values)
     out = line.mutate(**unique)
     return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
@@ -243,6 +267,8 @@ def _sliding_engine(
         if agg.value is not None:
             value = agg.value(ev)
             mask &= value.notnull()
+            if agg.kind in ("sum", "mean") and value.type().is_floating():
+                value = fixed_point(value).cast("float64") / UNIT  # as the other engines add
             value = column(value if agg.kind == "nunique" else value.cast("float64"), "_v")
         if agg.kind == "nunique":
             nunique.add(value)

@@ -69,9 +69,9 @@ class EngineSpec:
     """How features are computed (params.yaml `features`: engine, threads, memory_limit)."""
 
     engine: str = "auto"  # auto (join for one cutoff, window for a schedule), join or window
-    # One thread by default: multi-threaded aggregation adds floats in a varying order, and
-    # feature tables are byte-identical from run to run only on one thread.
-    threads: int = 1
+    # None: every core. Sums and means add values rounded to fixed decimal places, exactly
+    # (features.build.fixed_point), so the tables are byte-identical with any thread count.
+    threads: int | None = None
     memory_limit: str | None = None  # DuckDB's, e.g. "4GB": larger work spills to disk
 
     @classmethod
@@ -81,8 +81,11 @@ class EngineSpec:
             raise UserError(
                 f"features.engine must be one of {', '.join(ENGINES)}; got {spec.engine!r}"
             )
-        if not isinstance(spec.threads, int) or spec.threads < 1:
-            raise UserError(f"features.threads must be a whole number >= 1; got {spec.threads!r}")
+        if spec.threads is not None and (not isinstance(spec.threads, int) or spec.threads < 1):
+            raise UserError(
+                f"features.threads must be a whole number >= 1, or empty for every core; "
+                f"got {spec.threads!r}"
+            )
         return spec
 
 
@@ -101,7 +104,10 @@ def ibis_tables(validated: Validated, spec: EngineSpec | None = None) -> dict[st
     """The clean tables as Ibis tables on the validation's DuckDB connection."""
     spec = spec or EngineSpec()
     con = validated.con
-    con.execute(f"SET threads = {int(spec.threads)}")
+    if spec.threads is None:  # DuckDB's default: every core
+        con.execute("RESET threads")
+    else:
+        con.execute(f"SET threads = {int(spec.threads)}")
     # An in-memory DuckDB spills to ./.tmp, which under `dvc repro` is the repository.
     spill = Path(tempfile.gettempdir()) / f"aftersale-duckdb-{os.getpid()}"
     con.execute(f"SET temp_directory = '{spill}'")
