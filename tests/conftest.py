@@ -17,6 +17,24 @@ settings.load_profile("ci")
 
 T = pd.Timestamp
 
+# Tests run in parallel (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml). A test
+# module whose tests share a module-scoped fixture (a simulated world, a trained model, a DVC
+# pipeline run) is one group: its tests run on one worker, which builds the fixture once; the
+# tests of other modules are spread one by one. Groups whose fixture runs the whole pipeline
+# go first, so that no worker is left with one of them at the end.
+FIRST = ("test_model_experiments", "test_e2e", "test_e2e_cdnow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d[-1].scope in ("module", "package") for d in defs if d):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__.rsplit(".", 1)[-1]))
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(FIRST)))
+
 
 def tiny_world() -> dict[str, pd.DataFrame]:
     """Three accounts; a is an old customer with history, b churned, c is new."""
