@@ -157,7 +157,13 @@ def fixed_point(value: ir.Value) -> ir.Value:
         return value
     # not least/greatest: DuckDB's skip NULLs, and an unknown value must stay unknown
     clamped = ibis.ifelse(value > LIMIT, LIMIT, ibis.ifelse(value < -LIMIT, -LIMIT, value))
-    return (clamped * UNIT).cast("int64")  # DuckDB rounds a double it casts to an integer
+    return _round(clamped * UNIT).cast("int64")  # Spark's cast would truncate: round first
+
+
+@ibis.udf.scalar.builtin(name="round")
+def _round(x: float) -> float:
+    """The nearest whole number (halves away from zero): SQL's one-argument ROUND, which DuckDB
+    computes several times faster than Ibis's ROUND(x, 0)."""
 
 
 def _aggregate(
