@@ -43,7 +43,10 @@ _TABLES = itertools.count()  # names of the arrays the sliding engine hands to D
 _SLIDING = "_sliding_"
 SLIDING_ROWS = 4_000_000  # events the sliding engine holds in memory at a time (about)
 ENGINES = ("auto", "join", "window", "sliding")
+Cache = Callable[[ir.Table], ir.Table]  # materializes a table: Ibis's cache, or compiled.py's
 SECONDS_A_DAY = 86400
+UNIT = 1_000_000  # sums and means add real values in whole millionths (fixed_point)
+LIMIT = 9e12  # and no larger than this: a value in millionths still fits 64 bits
 
 
 def _closed(start: str, end: str) -> Callable[[ir.Table], ir.Value]:
@@ -114,6 +117,11 @@ def cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> ir.Table:
     return ibis.memtable(values).cast({"cutoff": "timestamp"})
 
 
+def _timestamp(ts: pd.Timestamp) -> ir.TimestampScalar:
+    """A time as a timestamp literal: the only way a single cutoff enters a query."""
+    return ibis.literal(pd.Timestamp(ts).to_pydatetime(), type="timestamp")
+
+
 def _day(ts: ir.TimestampValue) -> ir.IntegerValue:
     """Whole days since 1970-01-01 (the day a time falls on)."""
     return ts.epoch_seconds().cast("int64") // SECONDS_A_DAY
@@ -139,14 +147,42 @@ def _in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.Boolean
     return inside if hi is None else inside & (age <= hi)
 
 
-def _aggregate(t: ir.Table, agg: Agg, where: ir.BooleanValue | None) -> ir.Value:
+def fixed_point(value: ir.Value) -> ir.Value:
+    """A real value as the sums and means of features add it: a whole number of millionths
+    (UNIT; values beyond +-LIMIT count as +-LIMIT). Sums of whole numbers are exact, so they
+    do not depend on the order rows are added in, and features come out byte-identical
+    whatever the number of threads that aggregate them (a sum of doubles differs in its last
+    bits from run to run). Other values are returned as they are (integers add up exactly)."""
+    if not value.type().is_floating():
+        return value
+    # not least/greatest: DuckDB's skip NULLs, and an unknown value must stay unknown
+    clamped = ibis.ifelse(value > LIMIT, LIMIT, ibis.ifelse(value < -LIMIT, -LIMIT, value))
+    return _round(clamped * UNIT).cast("int64")  # Spark's cast would truncate: round first
+
+
+@ibis.udf.scalar.builtin(name="round")
+def _round(x: float) -> float:
+    """The nearest whole number (halves away from zero): SQL's one-argument ROUND, which DuckDB
+    computes several times faster than Ibis's ROUND(x, 0)."""
+
+
+def _aggregate(
+    t: ir.Table, agg: Agg, where: ir.BooleanValue | None, over: ibis.Window | None = None
+) -> ir.Value:
     """`agg` of its value over the rows where `where` holds (all rows for None), written as an
     aggregate of the value there and of NULL elsewhere: DuckDB computes that faster than the
-    same aggregate with a FILTER clause."""
+    same aggregate with a FILTER clause. Sums and means add fixed_point values (then a
+    float64 again), over the window `over` when given."""
     value = t.account_id if agg.kind == "count" else agg.value(t)
+    exact = agg.kind in ("sum", "mean") and value.type().is_floating()
+    if exact:
+        value = fixed_point(value)
     if where is not None:
         value = ibis.ifelse(where, value, ibis.null(value.type()))
-    return getattr(value, agg.kind)()
+    out = getattr(value, agg.kind)()
+    if over is not None:
+        out = out.over(over)
+    return out.cast("float64") / UNIT if exact else out
 
 
 def _join_engine(
@@ -202,7 +238,7 @@ def _window_engine(
             range=(None if hi is None else -hi, -(lo + 1)),
         )
         where = ~line._mark & agg.where(line, cfg) if agg.where is not None else ~line._mark
-        values[name] = _aggregate(line, agg, where).over(frame)
+        values[name] = _aggregate(line, agg, where, frame)
     unique, alias = _unique(values)
     out = line.mutate(**unique)
     return out.filter(out._mark).select(*KEYS, **{name: out[alias[name]] for name in values})
@@ -237,6 +273,8 @@ def _sliding_engine(
         if agg.value is not None:
             value = agg.value(ev)
             mask &= value.notnull()
+            if agg.kind in ("sum", "mean") and value.type().is_floating():
+                value = fixed_point(value).cast("float64") / UNIT  # as the other engines add
             value = column(value if agg.kind == "nunique" else value.cast("float64"), "_v")
         if agg.kind == "nunique":
             nunique.add(value)
@@ -375,9 +413,9 @@ def _one_cutoff_engine(
     day = pd.Timestamp(cutoff).normalize()  # windows count whole days before the cutoff's day
 
     def days_before(n: int) -> ir.TimestampScalar:
-        return ibis.literal((day - pd.Timedelta(days=n)).to_pydatetime(), type="timestamp")
+        return _timestamp(day - pd.Timedelta(days=n))
 
-    cut = ibis.literal(pd.Timestamp(cutoff).to_pydatetime(), type="timestamp")
+    cut = _timestamp(cutoff)
     base = tables[table]
     # streams placed by the same time (orders due, orders late) share its column and flags
     first: dict[ops.Node, str] = {}
@@ -526,12 +564,15 @@ def eligible_spine(
     cutoffs: Sequence[pd.Timestamp],
     active_days: int | None = None,
     engine: str = "join",
+    cache: Cache = ir.Table.cache,
 ) -> ir.Table:
     """(account_id, cutoff) for every account eligible at each cutoff (DESIGN section 5).
 
     Eligible: the relationship started before the cutoff (customer_since, else the first
     order) and the account had not churned before it. With `active_days`, the account must
-    also have ordered in the `active_days` before the cutoff (churn by inactivity).
+    also have ordered in the `active_days` before the cutoff (churn by inactivity). One
+    cutoff is a literal in the query, not a table: the query differs from one cutoff to the
+    next only in its timestamp literals (features/compiled.py). `cache` materializes a table.
     """
     accounts, orders = tables["accounts"], tables["orders"]
     if "customer_since" in accounts.columns:  # the first order counts only where it is unknown
@@ -543,13 +584,17 @@ def eligible_spine(
     acc = accounts.left_join(first, accounts.account_id == first._aid)
     since = acc.customer_since if "customer_since" in accounts.columns else ibis.null("timestamp")
     acc = acc.select("account_id", _start=ibis.coalesce(since, acc._first_order))
-    spine = acc.cross_join(cutoff_table(cutoffs)).filter(lambda t: t._start < t.cutoff)
+    if len(cutoffs) == 1:
+        spine = acc.mutate(cutoff=_timestamp(cutoffs[0]))
+    else:
+        spine = acc.cross_join(cutoff_table(cutoffs))
+    spine = spine.filter(lambda t: t._start < t.cutoff)
     if "churn" in tables:
         churn = tables["churn"].select(_cid="account_id", _churned_at="churned_at")
         spine = spine.left_join(churn, spine.account_id == churn._cid).filter(
             lambda t: t._churned_at.isnull() | (t._churned_at >= t.cutoff)
         )
-    spine = spine.select(*KEYS).cache()
+    spine = cache(spine.select(*KEYS))
     if active_days is not None:
         recent = {"n": Agg("count", "orders", (0, active_days))}
         n = aggregates(tables, spine, "orders", recent, FeatureConfig(), engine)
@@ -600,11 +645,12 @@ def build_features(
     groups: Sequence[str] = GROUPS,
     engine: str = "join",
     cutoff: pd.Timestamp | None = None,
+    cache: Cache = ir.Table.cache,
 ) -> ir.Table:
     """Features for every (account_id, cutoff) of `spine`, in catalog order, keys first.
 
     `cutoff`: the spine's only cutoff, when it has one; the join engine then reads each table
-    once for all its streams.
+    once for all its streams. `cache` materializes a table (an Ibis cache by default).
     """
     unknown = set(groups) - set(GROUPS)
     if unknown:
@@ -612,7 +658,7 @@ def build_features(
     if engine not in ENGINES[1:]:
         raise ValueError(f"feature engine must be one of {ENGINES[1:]}, not {engine!r}")
     chosen = plan({name: list(t.columns) for name, t in tables.items()}, tuple(groups))
-    spine = spine.select(*KEYS).cache()
+    spine = cache(spine.select(*KEYS))
     result = spine
     kinds: dict[str, str] = {}
     parts = []  # one query per stream, or per table for a single cutoff, built when needed
@@ -631,7 +677,7 @@ def build_features(
     for make in parts:
         # Materialized one at a time: compiling one query for every stream is slow.
         part = make()
-        agg = part.rename(_aid="account_id", _cut="cutoff").cache()
+        agg = cache(part.rename(_aid="account_id", _cut="cutoff"))
         _release(part)
         result = result.left_join(
             agg, [result.account_id == agg._aid, result.cutoff == agg._cut]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from features.build import LIMIT, UNIT
 from features.catalog import CATALOG, GROUPS
 
 GROUP_IDEAS = {
@@ -84,4 +85,15 @@ def render_markdown() -> str:
             lines.append(
                 f"| `{f.name}` | {meaning} | {f.unit} | {DIRECTION[f.direction]} | {needs} |"
             )
+    lines += [
+        "",
+        "## Precision",
+        "",
+        "Sums and means of real values (amounts, minutes, days, log hours) add each value in "
+        f"whole millionths of its unit ({UNIT:,} to the unit; beyond {LIMIT:.0e} a value counts "
+        "as that bound), as integers: exactly, so the order in which DuckDB's threads add the "
+        "rows cannot change a bit, and the same data and params give byte-identical feature "
+        "tables with any `features.threads` (empty, the default: every core). Counts, "
+        "distinct counts, the earliest and latest times are exact anyway.",
+    ]
     return "\n".join(lines) + "\n"

@@ -12,9 +12,10 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
-from features import FeatureConfig, build_features, eligible_spine
-from features.build import ENGINES, choose_engine
+from features import FeatureConfig, build_features, compiled, eligible_spine
+from features.build import ENGINES, Cache, choose_engine
 from features.catalog import GROUPS
 from pipeline.errors import UserError
 from pipeline.validate import Validated
@@ -68,9 +69,9 @@ class EngineSpec:
     """How features are computed (params.yaml `features`: engine, threads, memory_limit)."""
 
     engine: str = "auto"  # auto (join for one cutoff, window for a schedule), join or window
-    # One thread by default: multi-threaded aggregation adds floats in a varying order, and
-    # feature tables are byte-identical from run to run only on one thread.
-    threads: int = 1
+    # None: every core. Sums and means add values rounded to fixed decimal places, exactly
+    # (features.build.fixed_point), so the tables are byte-identical with any thread count.
+    threads: int | None = None
     memory_limit: str | None = None  # DuckDB's, e.g. "4GB": larger work spills to disk
 
     @classmethod
@@ -80,8 +81,11 @@ class EngineSpec:
             raise UserError(
                 f"features.engine must be one of {', '.join(ENGINES)}; got {spec.engine!r}"
             )
-        if not isinstance(spec.threads, int) or spec.threads < 1:
-            raise UserError(f"features.threads must be a whole number >= 1; got {spec.threads!r}")
+        if spec.threads is not None and (not isinstance(spec.threads, int) or spec.threads < 1):
+            raise UserError(
+                f"features.threads must be a whole number >= 1, or empty for every core; "
+                f"got {spec.threads!r}"
+            )
         return spec
 
 
@@ -100,7 +104,10 @@ def ibis_tables(validated: Validated, spec: EngineSpec | None = None) -> dict[st
     """The clean tables as Ibis tables on the validation's DuckDB connection."""
     spec = spec or EngineSpec()
     con = validated.con
-    con.execute(f"SET threads = {int(spec.threads)}")
+    if spec.threads is None:  # DuckDB's default: every core
+        con.execute("RESET threads")
+    else:
+        con.execute(f"SET threads = {int(spec.threads)}")
     # An in-memory DuckDB spills to ./.tmp, which under `dvc repro` is the repository.
     spill = Path(tempfile.gettempdir()) / f"aftersale-duckdb-{os.getpid()}"
     con.execute(f"SET temp_directory = '{spill}'")
@@ -253,10 +260,16 @@ def spine_for(
     mode: str,
     label: LabelSpec,
     engine: str = "join",
+    cache: Cache = ir.Table.cache,
 ) -> ir.Table:
     """Eligible (account, cutoff) pairs under the label mode in force."""
-    active = label.active_days if mode == "inactivity" else None
-    return eligible_spine(tables, cutoffs, active_days=active, engine=engine)
+    active = spine_active_days(mode, label)
+    return eligible_spine(tables, cutoffs, active_days=active, engine=engine, cache=cache)
+
+
+def spine_active_days(mode: str, label: LabelSpec) -> int | None:
+    """The recent order an account needs to be eligible: only with inactivity labels."""
+    return label.active_days if mode == "inactivity" else None
 
 
 def add_labels(
@@ -282,8 +295,12 @@ def add_labels(
 
 
 def _to_pandas(expr: ir.Table) -> pd.DataFrame:
+    return _frame(expr.order_by(KEYS[::-1]).to_pyarrow())
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
     # through Arrow: the same types as Ibis's to_pandas, several times faster on wide frames
-    frame = expr.order_by(["cutoff", "account_id"]).to_pyarrow().to_pandas()
+    frame = table.to_pandas()
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).astype("datetime64[us]")
     return frame.reset_index(drop=True)
 
@@ -303,8 +320,17 @@ def features_at(
     tables = tables if tables is not None else ibis_tables(validated, spec)
     mode = label.resolve(tables)
     engine = choose_engine(spec.engine, 1)
-    spine = spine_for(tables, [as_of], mode, label, engine)
-    return _to_pandas(build_features(tables, spine, cfg, groups, engine, cutoff=as_of))
+
+    def build(tables: dict[str, ir.Table], cutoff: pd.Timestamp, cache: Cache) -> ir.Table:
+        spine = spine_for(tables, [cutoff], mode, label, engine, cache)
+        feats = build_features(tables, spine, cfg, groups, engine, cutoff=cutoff, cache=cache)
+        return feats.order_by(KEYS[::-1])
+
+    if engine != "join":  # the schedule engines: the query holds the cutoff as a table
+        return _to_pandas(build(tables, as_of, ir.Table.cache))
+    # the query is compiled once per process for these settings: only its cutoff changes
+    key = (engine, mode, spine_active_days(mode, label), cfg, tuple(groups))
+    return _frame(compiled.run(tables, as_of, build, key))
 
 
 def training_frame(

@@ -17,6 +17,72 @@ settings.load_profile("ci")
 
 T = pd.Timestamp
 
+# Tests run in parallel (pytest-xdist, `-n auto` in pyproject.toml). The tests of a module go to
+# one worker, which builds the module's shared fixtures (a simulated world, a trained model, a
+# DVC pipeline run) once; only the modules in SPREAD, whose tests share nothing, are spread test
+# by test. The heaviest go first (HEAVY, in this order), so that no worker is left with one of
+# them at the end while the other waits. (xdist's own `loadgroup` cannot be used with pytest
+# 9.2: it renames node ids through an attribute pytest no longer reads.)
+HEAVY = (
+    "test_model_experiments",
+    "test_e2e_cdnow",
+    "test_e2e",
+    "test_point_in_time",
+    "test_badinput_fuzz",
+    "test_badinput_kill",
+    "test_score_fuzz",
+    "test_spark",
+    "test_degenerate",
+    "test_compiled",
+    "test_threads",
+    "test_monitor",
+    "test_score_total",
+)
+SPREAD = {
+    "test_badinput_fuzz",
+    "test_badinput_io",
+    "test_badinput_validate",
+    "test_btyd",
+    "test_campaign_params",
+    "test_cli_help",
+    "test_features",
+    "test_point_in_time",
+    "test_validate",
+    "test_validate_facts",
+}
+
+
+def _module(nodeid: str) -> str:
+    return Path(nodeid.split("::", 1)[0]).stem
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        """A module is one unit of work, a test of a SPREAD module is one; in collection
+        order (the heaviest first), not by size."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if _module(nodeid) in SPREAD else nodeid.split("::", 1)[0]
+
+    config.option.loadscopereorder = False
+    return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:  # a SPREAD module would build a shared fixture once per test
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        wide = [d[-1] for d in defs if d and d[-1].scope != "function" and d[-1].baseid]
+        if _module(item.nodeid) in SPREAD and wide:  # (baseid: defined here, not by a plugin)
+            raise pytest.UsageError(
+                f"{item.nodeid} shares a fixture wider than a test: take its module out of "
+                "SPREAD in tests/conftest.py"
+            )
+    rank = {name: i for i, name in enumerate(HEAVY)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(HEAVY)))
+
 
 def tiny_world() -> dict[str, pd.DataFrame]:
     """Three accounts; a is an old customer with history, b churned, c is new."""
