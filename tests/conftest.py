@@ -35,6 +35,7 @@ HEAVY = (
     "test_degenerate",
     "test_compiled",
     "test_threads",
+    "test_backfill",
     "test_monitor",
     "test_score_total",
 )
