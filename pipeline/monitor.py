@@ -297,7 +297,8 @@ def render(results: list[dict[str, Any]]) -> str:
     else:
         lines.append(
             "nothing checked yet: no run's label window has closed in this data (or its model "
-            "was trained before test-fold envelopes were kept)"
+            "was trained before test-fold envelopes were kept); `churn backfill` scores past "
+            "dates with the model of the time"
         )
     return "\n".join(lines)
 
