@@ -72,6 +72,11 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items) -> None:
+    if "long" not in (config.getoption("markexpr") or ""):  # long runs: `make test-long` only
+        skip = pytest.mark.skip(reason="long-marked: runs with make test-long (-m long)")
+        for item in items:
+            if "long" in item.keywords:
+                item.add_marker(skip)
     for item in items:  # a SPREAD module would build a shared fixture once per test
         info = getattr(item, "_fixtureinfo", None)
         defs = info.name2fixturedefs.values() if info is not None else ()
