@@ -186,10 +186,8 @@ def backfill(
         done.append(meta)
     if again:
         log.info("already in the score history, not backfilled again: %s", ", ".join(again))
-    if again and not done and not skipped:
-        return []
     why = "" if not skipped else f"{skipped[-1][0]}: {skipped[-1][1]}"
-    if skipped and done:
+    if skipped and (done or again):
         log.warning(
             "backfill skipped %d date(s) without enough labelled history before them to fit "
             "a model (%s); the latest of them, %s",
@@ -197,7 +195,7 @@ def backfill(
             ", ".join(d for d, _ in skipped),
             why,
         )
-    if not done:
+    if not done and not again:
         raise UserError(
             f"none of the {len(skipped)} as-of date(s) had enough labelled history before it "
             f"to fit a model; the latest, {why}"
