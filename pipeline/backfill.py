@@ -65,8 +65,8 @@ def known_by(frame: pd.DataFrame, as_of: pd.Timestamp, label: LabelSpec) -> pd.D
 def fit_at(
     frame: pd.DataFrame, as_of: pd.Timestamp, params: Mapping[str, Any], label: dict[str, Any]
 ):
-    """The model of `as_of` (see the module), its folds and its reference profile.
-    Raises UserError when the rows known by then are too few to split."""
+    """The model of `as_of` (see the module), its folds, its reference profile and the rows
+    it learned from. Raises UserError when the rows known by then are too few to split."""
     from pipeline.train import fit_model, fold_envelope, folds_for
 
     spec = LabelSpec.from_params(label)
@@ -78,7 +78,7 @@ def fit_at(
     fold = folds.fold_of(known["cutoff"])
     model.envelope = fold_envelope(model, known[fold == "test"])
     reference = reference_profile(known[fold == "train"], model.features)
-    return model, folds, reference
+    return model, folds, reference, known
 
 
 def _log_run(model, folds, as_of: pd.Timestamp, known: pd.DataFrame, params, root: Path):
@@ -154,11 +154,10 @@ def backfill(
             continue
         try:
             with step(f"backfill {day}: fitting the model of the time"):
-                model, folds, reference = fit_at(frame, as_of, params, label)
+                model, folds, reference, known = fit_at(frame, as_of, params, label)
         except UserError as exc:
             skipped.append((day, str(exc)))
             continue
-        known = known_by(frame, as_of, LabelSpec.from_params(label))
         run_id = _log_run(model, folds, as_of, known, params, root)
         stand_in = BackfilledModel(
             model,

@@ -599,6 +599,7 @@ def monitor(
     validated = load(data, params.get("validate"))
     with step("judging the past score runs against the data at hand"):
         results = mon.monitor(validated, where, data_lineage(params), level)
+    found = mon.alerts(results)
     details = out.with_name(out.stem + "_runs.json")
     summary = {"data_end": validated.data_end, "level": level, **mon.metrics(results)}
     with atomic_files([out, details]) as (tmp, tmp_details):
@@ -609,7 +610,7 @@ def monitor(
                     "data_end": validated.data_end,
                     "level": level,
                     "runs": results,
-                    "alerts": mon.alerts(results),
+                    "alerts": found,
                 },
                 indent=2,
                 default=str,
@@ -623,7 +624,7 @@ def monitor(
             typer.echo(f"logged {logged} figure(s) to the models' MLflow runs (monitor.*)")
     typer.echo(mon.render(results))
     typer.echo(f"-> {out} (DVC metrics), {details}")
-    if fail_on_alert and mon.alerts(results):
+    if fail_on_alert and found:
         raise typer.Exit(3)
 
 
