@@ -172,6 +172,11 @@ class LoadedModel:
         """The MLflow run that trained the model, when recorded."""
         return getattr(self.pyfunc.metadata, "run_id", None)
 
+    @property
+    def uuid(self) -> str | None:
+        """The saved model's own id (MLmodel `model_uuid`): one per saved artifact."""
+        return getattr(self.pyfunc.metadata, "model_uuid", None)
+
 
 # Bounds for reaching a tracking server while looking up the champion: without them an
 # unreachable server costs minutes of retries before the DVC-tracked fallback is used.
