@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,16 @@ settings.register_profile("long", max_examples=200, derandomize=False)
 settings.load_profile("ci")
 
 T = pd.Timestamp
+
+# Compiled feature plans (features/compiled.py) are kept in a folder of this test run, shared by
+# its workers and the commands they start, never in the user's cache.
+os.environ.setdefault(
+    "AFTERSALE_CACHE_DIR",
+    str(
+        Path(tempfile.gettempdir())
+        / f"aftersale-test-cache-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+    ),
+)
 
 # Tests run in parallel (pytest-xdist, `-n auto` in pyproject.toml). The tests of a module go to
 # one worker, which builds the module's shared fixtures (a simulated world, a trained model, a
