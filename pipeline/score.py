@@ -30,10 +30,9 @@ from models.tracking import LoadedModel
 from pipeline.contract import parse_date
 from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at
-from pipeline.history import ALL_ACTIVE, scores_of
+from pipeline.history import ALL_ACTIVE, record, scores_of
 from pipeline.history import DEFAULT as DEFAULT_HISTORY
 from pipeline.history import folder as history_folder
-from pipeline.history import record
 from pipeline.io import atomic_files, check_table_suffix, neutralise, numbers, read_table
 from pipeline.lineage import fingerprint
 from pipeline.progress import counter, step

@@ -41,9 +41,7 @@ def direct(monkeypatch, *args, **kw) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("mode", ["explicit", "inactivity"])
-def test_the_plan_gives_exactly_the_frame_built_at_each_cutoff(
-    clean, monkeypatch, mode, tmp_path
-):
+def test_the_plan_gives_exactly_the_frame_built_at_each_cutoff(clean, monkeypatch, mode, tmp_path):
     monkeypatch.setenv("AFTERSALE_CACHE_DIR", str(tmp_path))  # no plan on disk yet
     validated = load(clean)
     records = []

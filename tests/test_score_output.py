@@ -182,7 +182,9 @@ def test_change_against_the_same_model_four_weeks_earlier(env, tmp_path):
     assert meta["previous"]["as_of"] == "2023-02-21"
     # without the history the earlier score is computed, and it is the same
     params = params_file(tmp_path, history=None)
-    code, output, again = score(env, "--all-active", "--as-of", "2023-03-21", "--params", str(params))
+    code, output, again = score(
+        env, "--all-active", "--as-of", "2023-03-21", "--params", str(params)
+    )
     assert code == 0, output
     meta = json.loads(again.with_name("scores.meta.json").read_text())
     assert meta["previous"] == {"source": "model", "as_of": "2023-02-21"}
