@@ -518,6 +518,7 @@ def explain(
     PNG chart: is the relationship improving or deteriorating, and why."""
     from pipeline import explain as ex
     from pipeline.featurize import data_end
+    from pipeline.lineage import data_lineage, fingerprint
     from pipeline.score import Settings, load_scoring_model
     from pipeline.validate import load
 
@@ -539,8 +540,9 @@ def explain(
         loaded, reference = load_scoring_model(params, model, validated)
     when = asked or data_end(validated)
     with step(f"{account_id} at {cutoffs} cutoffs"):
+        lineage = fingerprint(validated, data_lineage(params))["lineage"]
         table, groups = ex.history(
-            validated, loaded, account_id, when, settings, reference, cutoffs, every_days
+            validated, loaded, account_id, when, settings, reference, cutoffs, every_days, lineage
         )
     title = ex.account_title(validated, account_id, loaded)
     summary = ex.verdict(table, groups)

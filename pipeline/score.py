@@ -391,6 +391,7 @@ def score_features(
         drift = drift_report(feats, reference, settings.psi_threshold, settings.drift_min_rows)
     facts = {
         "tiers_by": settings.tiers_by,
+        "tiers": {k: float(v) for k, v in settings.tiers.items()},
         "tier_bounds": bounds,
         "reasons_for_tiers": list(settings.reason_tiers),
         "rows_with_reasons": int(wanted.sum()),
