@@ -383,6 +383,7 @@ def compare(ours: pd.DataFrame, theirs: pd.DataFrame, names: list[str]) -> dict[
 
 # ---- the parent ----------------------------------------------------------------------------
 def featuretools_missing() -> bool:
+    """Whether Featuretools cannot be imported here (the bench extra is not installed)."""
     return importlib.util.find_spec("featuretools") is None
 
 
