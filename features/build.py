@@ -65,13 +65,18 @@ def _first_contacts(t: ir.Table) -> ir.Table:
 def _order_gaps(t: ir.Table) -> ir.Table:
     """One row per day an account ordered on, after its first: the days since the previous
     day it ordered on (`gap_days`), placed at that day (`order_day`). A gap row depends only
-    on the order days up to its own, so it is known at every cutoff after it."""
+    on the order days up to its own, so it is known at every cutoff after it.
+
+    Every order is placed after the one before it in day order; the orders on a day already
+    ordered on then have a gap of 0 and are dropped, which leaves one row per later day with
+    the gap from the day before. (Without a DISTINCT over (account, day) first: at 1M
+    accounts that hash aggregate of 74 M orders took as long as the window itself.)"""
     t = t.filter(t.order_date.notnull())
-    days = t.select("account_id", order_day=t.order_date.truncate("D")).distinct()
+    days = t.select("account_id", order_day=t.order_date.truncate("D"))
     previous = days.order_day.lag().over(group_by=days.account_id, order_by=days.order_day)
     seconds = days.order_day.epoch_seconds() - previous.epoch_seconds()
     gaps = days.mutate(gap_days=seconds.cast("float64") / SECONDS_A_DAY)
-    return gaps.filter(gaps.gap_days.notnull())
+    return gaps.filter(gaps.gap_days > 0)
 
 
 def _late(t: ir.Table) -> ir.BooleanValue:
