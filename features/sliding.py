@@ -32,7 +32,7 @@ def _slide_one(
         distinct = 0
         best = 0.0
         for j in range(mk_start[k], mk_start[k + 1]):
-            upto, start = mk_day[j] - lo, mk_day[j] - hi + 1
+            upto, start = mk_day[j] - lo, mk_day[j] - hi
             while i_in < e1 and ev_day[i_in] < upto:  # events entering the window
                 if mask[i_in]:
                     n += 1
