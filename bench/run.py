@@ -18,7 +18,12 @@ Steps (each in a fresh process, so that its peak resident memory is its own):
 - featurize_schedule: pipeline.featurize.training_frame over the last --cutoffs cutoffs of the
   snapshot schedule, every --every-days days, written to WORLD/frame
 - train: `churn train` on that frame (--trees caps n_estimators), MLflow store in WORLD
-- score: `churn score --all-active` with the model just trained
+- score_earlier (not by default): `churn score --all-active` as of `score.change_days` before
+  the data's end, kept in the benchmark run's history (the run an account manager had a
+  month ago)
+- score: `churn score --all-active` with the model just trained, as of the data's end; after
+  score_earlier the change in p_churn reads that run from the history instead of computing
+  features and predictions at the earlier date again
 
 For train and score the wall time is the whole command; for the other steps it is the call
 itself (process start and imports are in `process s`). `cpu s` is the CPU time of the same
@@ -53,6 +58,7 @@ STEPS = (
     "featurize_one",
     "featurize_schedule",
     "train",
+    "score_earlier",
     "score",
 )
 EVENT_TABLES = ("orders", "interactions", "links")
@@ -103,6 +109,14 @@ def _engine(params: dict[str, Any]):
     return EngineSpec.from_params(params.get("features", {}))
 
 
+def _limits(con, spec) -> None:
+    """DuckDB threads and memory limit as the features get them (threads None: every core)."""
+    if spec.threads is not None:
+        con.execute(f"SET threads = {int(spec.threads)}")
+    if spec.memory_limit:
+        con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+
+
 def _feature_args(params: dict[str, Any]):
     from features import FeatureConfig
     from pipeline import featurize as fz
@@ -142,9 +156,7 @@ def step_validate(s: dict[str, Any]) -> dict[str, Any]:
 
     def limited(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
         con = connect(*args, **kwargs)
-        con.execute(f"SET threads = {int(spec.threads)}")
-        if spec.memory_limit:
-            con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+        _limits(con, spec)
         return con
 
     duckdb.connect = limited  # this process only: validate's connection gets the same settings
@@ -179,9 +191,7 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
     spec = _engine(s["params"])
     raw, clean = Path(s["world"]) / "raw", Path(s["clean"])
     con = duckdb.connect()
-    con.execute(f"SET threads = {int(spec.threads)}")
-    if spec.memory_limit:
-        con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+    _limits(con, spec)
     started = _clock()
     tables, spans = {}, []
     with atomic_dir(clean) as tmp:
@@ -231,9 +241,7 @@ def step_scan(s: dict[str, Any]) -> dict[str, Any]:
     spec = _engine(s["params"])
     clean = Path(s["clean"])
     con = duckdb.connect()
-    con.execute(f"SET threads = {int(spec.threads)}")
-    if spec.memory_limit:
-        con.execute(f"SET memory_limit = '{spec.memory_limit}'")
+    _limits(con, spec)
     started = _clock()
     rows_in = rows_out = 0
     for table, cols in SCAN.items():
@@ -384,12 +392,26 @@ def command(step: str, s: dict[str, Any], work: Path) -> list[str]:
     if step == "train":
         frame, model = str(world / "frame"), str(world / "model")
         return [*churn, "train", "--frame", frame, "--model-out", model, "--params", params]
-    if step == "score":
-        return [
+    if step in ("score", "score_earlier"):
+        cmd = [
             *churn, "score", "--data", s["clean"], "--all-active", "--out",
-            str(world / "scores.parquet"), "--model", str(world / "model"), "--params", params,
+            str(world / f"{step}.parquet"), "--model", str(world / "model"), "--params", params,
         ]  # fmt: skip
+        if step == "score_earlier":
+            cmd += ["--as-of", earlier_date(s)]
+        return cmd
     raise ValueError(step)
+
+
+def earlier_date(s: dict[str, Any]) -> str:
+    """The data's end (the as-of date of `churn score` by default) less score.change_days."""
+    import pandas as pd
+
+    from pipeline.featurize import data_end
+    from pipeline.validate import load
+
+    days = int(s["params"].get("score", {}).get("change_days", 28))
+    return str((data_end(load(Path(s["clean"]))) - pd.Timedelta(days=days)).date())
 
 
 def _rows_of_cli(step: str, s: dict[str, Any]) -> tuple[int, int]:
@@ -400,7 +422,7 @@ def _rows_of_cli(step: str, s: dict[str, Any]) -> tuple[int, int]:
     if step == "train":
         frame = pq.read_metadata(world / "frame" / "frame.parquet").num_rows
         return frame, frame
-    scores = pq.read_metadata(world / "scores.parquet").num_rows
+    scores = pq.read_metadata(world / f"{step}.parquet").num_rows
     return scores, scores
 
 
@@ -410,7 +432,8 @@ def params_for(args: argparse.Namespace) -> dict[str, Any]:
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     feats = params.setdefault("features", {})
-    feats["threads"] = args.threads
+    if args.threads:
+        feats["threads"] = args.threads
     feats["memory_limit"] = args.memory_limit
     if args.engine:
         feats["engine"] = args.engine
@@ -446,7 +469,7 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-DEFAULT_STEPS = ",".join(s for s in STEPS[1:] if s != "trusted_clean")
+DEFAULT_STEPS = ",".join(s for s in STEPS[1:] if s not in ("trusted_clean", "score_earlier"))
 
 
 def _opt(help_: str, default: str | None = None, **kwargs) -> Any:
@@ -467,7 +490,9 @@ def bench(
     steps: Annotated[str, _opt("comma-separated, in order; of: " + ", ".join(STEPS))] = (
         DEFAULT_STEPS
     ),
-    threads: Annotated[int, _opt("DuckDB threads (features.threads)")] = 2,
+    threads: Annotated[
+        int | None, _opt("DuckDB threads (features.threads)", "params: every core")
+    ] = None,
     memory_limit: Annotated[str | None, _opt("DuckDB memory limit, e.g. 2GB", "none")] = None,
     engine: Annotated[
         str | None, _opt("features.engine: auto, join, sliding or window", "params")
@@ -523,10 +548,14 @@ def execute(args: argparse.Namespace) -> int:
             steps.insert(0, "simulate")
     stamp = time.strftime("%Y%m%d-%H%M%S")  # one folder per run: runs may share a world
     work = (
-        world / "bench" / f"{stamp}-{os.getpid()}-{args.threads}t-{args.memory_limit or 'nolimit'}"
+        world
+        / "bench"
+        / f"{stamp}-{os.getpid()}-{args.threads or 'all'}t-{args.memory_limit or 'nolimit'}"
     )
     work.mkdir(parents=True)
     params = params_for(args)
+    # score runs are kept in this benchmark run's own history (score_earlier, then score)
+    params.setdefault("score", {})["history"] = str(work / "history")
     import yaml
 
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

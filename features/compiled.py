@@ -8,6 +8,13 @@ through timestamp literals: the cutoff itself and the window bounds, whole days 
 So they are compiled once, at a stand-in cutoff on a day far from any data (SENTINEL), and
 each literal is moved to the real cutoff by the same number of days before the SQL runs.
 
+Plans are also kept on disk (`cache_dir()`: AFTERSALE_CACHE_DIR, else the user's cache
+folder), so that the next process (`churn explain` after `churn score`) reads the SQL rather
+than compiling it again. A plan file is named by a hash of everything the SQL depends on: the
+caller's key, the tables' schemas, the cutoff's time of day, the source of the `features` and
+`pipeline` packages, and the versions of Ibis, sqlglot and DuckDB; a file that cannot be read
+is compiled again and rewritten.
+
 Only literals positively recognised as Ibis's DuckDB timestamps near the stand-in day are
 moved; a query holding any other timestamp literal, or an in-memory table, is not kept and
 is built again at each cutoff (as before). Plans are kept per process, keyed by the tables'
@@ -18,12 +25,19 @@ once the result is read.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import itertools
+import json
 import logging
+import os
 import re
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import ibis
 import ibis.expr.operations as ops
@@ -193,7 +207,11 @@ def run(tables: Tables, cutoff: pd.Timestamp, build: Build, key: Hashable) -> pa
         schemas = tuple(sorted((n, t.schema()) for n, t in tables.items()))
         full = (key, schemas, cutoff - cutoff.normalize())
         if full not in _PLANS:
-            _PLANS[full] = _record(backend, tables, build, cutoff)
+            path = _plan_file(full)
+            _PLANS[full] = _read_plan(path)
+            if _PLANS[full] is None:
+                _PLANS[full] = _record(backend, tables, build, cutoff)
+                _write_plan(path, _PLANS[full])
             while len(_PLANS) > _KEEP:
                 _PLANS.popitem(last=False)
         _PLANS.move_to_end(full)
@@ -202,6 +220,91 @@ def run(tables: Tables, cutoff: pd.Timestamp, build: Build, key: Hashable) -> pa
         log.debug("feature query built at %s (not kept)", cutoff)
         return build(tables, cutoff, ir.Table.cache).to_pyarrow()
     return _result(backend, plan, tables, cutoff)
+
+
+def cache_dir() -> Path | None:
+    """Where plans are kept between processes: AFTERSALE_CACHE_DIR ("" or "off": nowhere),
+    else $XDG_CACHE_HOME/aftersale, else ~/.cache/aftersale."""
+    setting = os.environ.get("AFTERSALE_CACHE_DIR")
+    if setting is not None:
+        return None if setting.strip() in ("", "off") else Path(setting) / "plans"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "aftersale" / "plans"
+
+
+@functools.cache
+def _code_version() -> str:
+    """A hash of the source the plans are built by (the features and pipeline packages) and
+    of the versions of the libraries that write and run the SQL."""
+    import duckdb
+
+    digest = hashlib.sha256(f"{ibis.__version__} {sg.__version__} {duckdb.__version__}".encode())
+    here = Path(__file__).resolve().parent
+    for package in (here, here.parent / "pipeline"):
+        for source in sorted(package.glob("*.py")):
+            digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()
+
+
+def _plan_file(full: Hashable) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    name = hashlib.sha256(f"{_code_version()} {full!r}".encode()).hexdigest()[:32]
+    return folder / f"{name}.json"
+
+
+def _read_plan(path: Path | None) -> Plan | None:
+    """The plan kept at `path`, its temp tables renamed for this process; None when there is
+    none or it cannot be read."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        kept = json.loads(path.read_text())
+        prefix = f"_aftersale_plan{next(_IDS)}_"
+
+        def renamed(sql: str) -> str:
+            return sql.replace(kept["prefix"], prefix)
+
+        return Plan(
+            tables=tuple(kept["tables"]),
+            names=tuple(renamed(n) for n in kept["names"]),
+            steps=tuple(renamed(q) for q in kept["steps"]),
+            result=renamed(kept["result"]),
+            schema=ibis.schema(kept["schema"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # compiled again instead
+        log.debug("plan %s not read (%s): compiling it again", path, exc)
+        return None
+
+
+def _write_plan(path: Path | None, plan: Plan | None) -> None:
+    """Keep `plan` at `path` (written whole, then renamed); nothing when it cannot be."""
+    if path is None or plan is None or not plan.names:
+        return
+    prefix = plan.names[0][: plan.names[0].rindex("_") + 1]
+    schema = {name: str(dtype) for name, dtype in plan.schema.items()}
+    if ibis.schema(schema) != plan.schema:  # a type whose text does not read back
+        return
+    kept = {
+        "prefix": prefix,
+        "tables": list(plan.tables),
+        "names": list(plan.names),
+        "steps": list(plan.steps),
+        "result": plan.result,
+        "schema": schema,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=".plan-", suffix=".json", delete=False
+        ) as tmp:
+            json.dump(kept, tmp)
+        os.replace(tmp.name, path)
+    except OSError as exc:  # a read-only or full disk: the next process compiles again
+        log.debug("plan not kept at %s: %s", path, exc)
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp.name)
 
 
 def _plain(table: ir.Table) -> bool:

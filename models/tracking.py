@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import re
 import shlex
 import subprocess
@@ -172,6 +173,11 @@ class LoadedModel:
         """The MLflow run that trained the model, when recorded."""
         return getattr(self.pyfunc.metadata, "run_id", None)
 
+    @property
+    def uuid(self) -> str | None:
+        """The saved model's own id (MLmodel `model_uuid`): one per saved artifact."""
+        return getattr(self.pyfunc.metadata, "model_uuid", None)
+
 
 # Bounds for reaching a tracking server while looking up the champion: without them an
 # unreachable server costs minutes of retries before the DVC-tracked fallback is used.
@@ -209,9 +215,62 @@ def _path_version(folder: Path) -> str | None:
     return None
 
 
+def load_pyfunc(uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """mlflow.pyfunc.load_model of a model folder or URI (models:/, runs:/, a path), with the
+    model's requirements and Python checked by check_environment rather than by MLflow's
+    loader, which first maps every installed distribution to its modules (seconds, on every
+    load, where the model pins five packages)."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    check_environment(local)
+    return mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
+
+
+def check_environment(folder: Path) -> list[str]:
+    """The requirements (requirements.txt) and Python (MLmodel) a saved model was logged with
+    that this environment does not meet, each logged as a warning, as MLflow's loader warns:
+    its predictions may differ. Returns them, e.g. ["lightgbm==4.7.0 (installed: 4.6.0)"]."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    unmet = []
+    requirements = folder / "requirements.txt"
+    lines = requirements.read_text().splitlines() if requirements.is_file() else []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            have = version(req.name)
+        except PackageNotFoundError:
+            have = None
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            unmet.append(f"{req} (installed: {have or 'none'})")
+    with contextlib.suppress(OSError, KeyError, TypeError, AttributeError, MlflowException):
+        conf = mlflow.models.Model.load(str(folder / "MLmodel")).flavors["python_function"]
+        saved = str(conf.get("python_version") or "")
+        running = platform.python_version()
+        if saved and saved.split(".")[:2] != running.split(".")[:2]:
+            unmet.append(f"python {saved} (running: {running})")
+    if unmet:
+        log.warning(
+            "the model at %s was saved with other packages than these: %s; its predictions "
+            "may differ (make setup installs the project's lock)",
+            folder,
+            "; ".join(unmet),
+        )
+    return unmet
+
+
 def _load(target: str, version: str, note: str | None = None) -> LoadedModel:
     try:
-        return LoadedModel(mlflow.pyfunc.load_model(target), version, note)
+        return LoadedModel(load_pyfunc(target), version, note)
     except Exception as exc:  # mlflow raises many types for a bad or missing model
         raise UserError(
             f"cannot load the model at {target}: {_reason(exc)}; check the path or URI, "
@@ -296,7 +355,7 @@ def _load_for_data(
                 client = MlflowClient()
                 mv = _alias_version(client, registered_name, alias)
                 if mv is not None:
-                    model = mlflow.pyfunc.load_model(f"models:/{registered_name}/{mv.version}")
+                    model = load_pyfunc(f"models:/{registered_name}/{mv.version}")
                     fingerprint = from_tags(mv.tags)
                     return LoadedModel(model, f"{registered_name}/{mv.version}", None, fingerprint)
                 plain = _alias_version(client, registered_name, CHAMPION)
@@ -385,7 +444,7 @@ def load_model(
         try:
             with _bounded_http():
                 mv = MlflowClient().get_model_version_by_alias(registered_name, CHAMPION)
-                model = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
+                model = load_pyfunc(f"models:/{registered_name}@{CHAMPION}")
             return LoadedModel(model, f"{registered_name}/{mv.version}", None, from_tags(mv.tags))
         except Exception as exc:  # unreachable store, missing alias, deleted artifacts...
             note = (

@@ -44,6 +44,7 @@ class BackfilledModel:
     run_id: str | None = None
     note: str | None = None
     fingerprint: dict[str, Any] | None = field(default=None)
+    uuid: str | None = None  # no saved MLmodel: the history is not read for earlier scores
 
 
 def as_of_dates(cutoffs: pd.Series, runs: int, every: int) -> list[pd.Timestamp]:

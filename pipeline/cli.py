@@ -281,13 +281,22 @@ def featurize(
     cutoffs = schedule.cutoffs
     typer.echo(f"schedule: {schedule.describe()}")
     started = time.perf_counter()
-    with step(f"features and labels at {len(cutoffs)} cutoffs"):
-        frame, mode = fx.training_frame(validated, cutoffs, cfg, label, groups, spec)
     from pipeline.io import atomic_dir
     from pipeline.lineage import data_lineage, fingerprint
 
     with atomic_dir(out) as tmp:
-        frame.to_parquet(tmp / "frame.parquet", index=False)
+        with step(f"features and labels at {len(cutoffs)} cutoffs"):
+            frame = fz.write_training_frame(
+                validated,
+                cutoffs,
+                cfg,
+                label,
+                tmp / "frame.parquet",
+                groups,
+                spec,
+                build=fx.training_frame if fx is not fz else None,
+            )
+        mode = frame.mode
         write_json(
             {
                 "label_mode": mode,
@@ -297,8 +306,8 @@ def featurize(
                     "warmup_days": schedule.warmup_days,
                     "derived": schedule.derived,
                 },
-                "rows": len(frame),
-                "churn_rate": float(frame[fz.LABEL].mean()),
+                "rows": frame.rows,
+                "churn_rate": frame.churned / frame.rows if frame.rows else float("nan"),
                 "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
                 "data_start": validated.data_start,
                 "data_end": validated.data_end,
@@ -307,8 +316,8 @@ def featurize(
             tmp / "meta.json",
         )
     typer.echo(
-        f"training frame: {len(frame)} rows, {len(cutoffs)} cutoffs, {frame.shape[1] - 3} "
-        f"features, label {mode} (churn rate {frame[fz.LABEL].mean():.3f}) in "
+        f"training frame: {frame.rows} rows, {len(cutoffs)} cutoffs, {len(frame.columns) - 3} "
+        f"features, label {mode} (churn rate {frame.churned / max(frame.rows, 1):.3f}) in "
         f"{time.perf_counter() - started:.1f}s -> {out}"
     )
 
@@ -509,6 +518,7 @@ def explain(
     PNG chart: is the relationship improving or deteriorating, and why."""
     from pipeline import explain as ex
     from pipeline.featurize import data_end
+    from pipeline.lineage import data_lineage, fingerprint
     from pipeline.score import Settings, load_scoring_model
     from pipeline.validate import load
 
@@ -530,8 +540,9 @@ def explain(
         loaded, reference = load_scoring_model(params, model, validated)
     when = asked or data_end(validated)
     with step(f"{account_id} at {cutoffs} cutoffs"):
+        lineage = fingerprint(validated, data_lineage(params))["lineage"]
         table, groups = ex.history(
-            validated, loaded, account_id, when, settings, reference, cutoffs, every_days
+            validated, loaded, account_id, when, settings, reference, cutoffs, every_days, lineage
         )
     title = ex.account_title(validated, account_id, loaded)
     summary = ex.verdict(table, groups)

@@ -28,7 +28,7 @@ from models.metrics import (
     roc_points,
 )
 from models.promotion import Decision, compare_and_promote, missing_features
-from models.tracking import configure
+from models.tracking import configure, load_pyfunc
 from pipeline import figures
 from pipeline.errors import UserError
 from pipeline.featurize import KEYS, LABEL
@@ -144,7 +144,7 @@ def load_churn_model(model_dir: Path):
     folder, info = Path(model_dir) / MODEL_SUBDIR, Path(model_dir) / INFO_NAME
     if not (folder / "MLmodel").is_file() or not info.is_file():
         raise UserError(f"no trained model in {model_dir}; run `dvc repro train` first")
-    model = mlflow.pyfunc.load_model(str(folder)).unwrap_python_model()
+    model = load_pyfunc(str(folder)).unwrap_python_model()
     return model, json.loads(info.read_text())
 
 
@@ -266,7 +266,7 @@ def write_predictions(
 
 
 def _score_champion(uri: str, test: pd.DataFrame, metric: str) -> float:
-    champion = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    champion = load_pyfunc(uri).unwrap_python_model()
     missing = missing_features(champion.features, test)
     if missing:
         raise KeyError(", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))

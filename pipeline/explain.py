@@ -15,6 +15,8 @@ from models.drift import Reference
 from models.reasons import contributions, group_contributions, reasons
 from models.tracking import LoadedModel
 from pipeline.errors import UserError
+from pipeline.history import folder as history_folder
+from pipeline.history import scores_of
 from pipeline.io import atomic_file
 from pipeline.score import (
     SCORED,
@@ -69,12 +71,15 @@ def history(
     reference: Reference | None,
     count: int = 6,
     every_days: int = 28,
+    lineage: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cutoff: p_churn, tier, change, reasons; and the group contributions (log-odds).
 
     Tiers by share (score.tiers_by) take their bounds from every active account at `as_of`,
     as `churn score` does, and apply them at every cutoff; the bounds are in
-    `table.attrs["tier_bounds"]`."""
+    `table.attrs["tier_bounds"]`. When this model scored every active account of the data's
+    lineage (key `lineage`) at `as_of` with the same tiers, the bounds are read from that run
+    in the history (`settings.history`) instead of scoring every account again."""
     check_as_of(validated, as_of)
     status = _status_of_unscored(validated, pd.Series([account_id]), as_of).iloc[0]
     if status == "unknown_account":
@@ -98,8 +103,11 @@ def history(
     else:  # medians of every active account at the as-of date, as `churn score` quotes them
         population = model_features(validated, model, as_of)
         typical = population.median(numeric_only=True).to_dict()
+    kept = _kept_bounds(model, as_of, settings, lineage)
     if settings.tiers_by == "probability":
         bounds = {k: float(v) for k, v in settings.tiers.items()}
+    elif kept is not None:  # as `churn score` drew them for this model at this date
+        bounds = kept
     else:  # shares of the active accounts at the as-of date, as `churn score` draws them
         population = model_features(validated, model, as_of) if population is None else population
         scores = predict(model, population) if len(population) else []
@@ -123,6 +131,20 @@ def history(
     table = table.reset_index(drop=True)
     table.attrs["tier_bounds"] = bounds  # lowest p_churn of each tier, at the as-of date
     return table, groups
+
+
+def _kept_bounds(
+    model: LoadedModel, as_of: pd.Timestamp, settings: Settings, lineage: str | None
+) -> dict[str, float] | None:
+    """The tier bounds of the history's run of this model at `as_of`, drawn with the same
+    tiers; None when there is no such run."""
+    folder = history_folder(settings.history)
+    kept = None if folder is None else scores_of(folder, as_of, model.uuid, lineage)
+    if kept is None or kept.meta.get("tiers_by") != settings.tiers_by:
+        return None
+    if kept.meta.get("tiers") != {k: float(v) for k, v in settings.tiers.items()}:
+        return None
+    return {k: float(v) for k, v in kept.meta["tier_bounds"].items()}
 
 
 def verdict(table: pd.DataFrame, groups: pd.DataFrame) -> str:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -331,6 +334,109 @@ def features_at(
     # the query is compiled once per process for these settings: only its cutoff changes
     key = (engine, mode, spine_active_days(mode, label), cfg, tuple(groups))
     return _frame(compiled.run(tables, as_of, build, key))
+
+
+FRAME_ROWS = 4_000_000  # (account, cutoff) rows write_training_frame builds at a time, about
+
+
+@dataclass(frozen=True)
+class FrameSummary:
+    """What write_training_frame wrote: rows, churned rows, columns, label mode, parts."""
+
+    rows: int
+    churned: int
+    columns: list[str]
+    mode: str
+    parts: int
+
+
+def account_ranges(validated: Validated, parts: int) -> list[tuple[str, str]]:
+    """`parts` contiguous ranges (first, last) of the sorted account ids, about equal in size."""
+    ids = [
+        r[0]
+        for r in validated.con.execute(
+            f"SELECT DISTINCT account_id FROM {validated.view('accounts')} ORDER BY account_id"
+        ).fetchall()
+    ]
+    bounds = np.linspace(0, len(ids), parts + 1).round().astype(int)
+    return [(ids[a], ids[b - 1]) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def write_training_frame(
+    validated: Validated,
+    cutoffs: Sequence[pd.Timestamp],
+    cfg: FeatureConfig,
+    label: LabelSpec,
+    path: Path,
+    groups: Sequence[str] = GROUPS,
+    spec: EngineSpec | None = None,
+    build: Callable[..., tuple[pd.DataFrame, str]] | None = None,
+    frame_rows: int = FRAME_ROWS,
+) -> FrameSummary:
+    """training_frame written to the Parquet file `path`, the same rows in the same order.
+
+    When accounts x cutoffs exceeds `frame_rows`, the frame is built for ranges of accounts
+    in turn (features and labels of an account depend on its own rows only), each part kept
+    in a temporary file beside `path`, and the file is then written cutoff by cutoff from the
+    parts (the accounts' ranges in order give each cutoff's rows sorted), so that memory holds
+    one part rather than the whole frame. `build` is training_frame, or pipeline.spark's,
+    which builds the whole frame at once.
+    """
+    spec = spec or EngineSpec()
+    accounts = int(validated.kept.get("accounts", validated.rows.get("accounts", 0)) or 0)
+    parts = max(1, min(-(-accounts * len(cutoffs) // max(frame_rows, 1)), accounts))
+    if build is not None or parts == 1:
+        build = build or training_frame
+        frame, mode = build(validated, cutoffs, cfg, label, groups, spec)
+        frame.to_parquet(path, index=False)
+        return FrameSummary(len(frame), int(frame[LABEL].sum()), list(frame.columns), mode, parts=1)
+    tables = ibis_tables(validated, spec)
+    mode = label.resolve(tables)  # from the whole data: a part may lack churned accounts
+    fixed = dataclasses.replace(label, mode=mode)
+    ranges = account_ranges(validated, parts)
+    files = [path.with_name(f".{path.name}.part{k}") for k in range(len(ranges))]
+    try:
+        rows = churned = 0
+        columns: list[str] = []
+        for k, (span, file) in enumerate(zip(ranges, files, strict=True), 1):
+            first, last = span
+            log.info(
+                "training frame, part %d of %d: accounts %s to %s", k, len(ranges), first, last
+            )
+            part = {
+                name: t.filter((t.account_id >= first) & (t.account_id <= last))
+                for name, t in tables.items()
+            }
+            frame, _ = training_frame(validated, cutoffs, cfg, fixed, groups, spec, tables=part)
+            frame.to_parquet(file, index=False)
+            rows, churned, columns = (
+                rows + len(frame),
+                churned + int(frame[LABEL].sum()),
+                [*frame.columns],
+            )
+            del frame
+        _merge_by_cutoff(files, cutoffs, path)
+    finally:
+        for file in files:
+            file.unlink(missing_ok=True)
+    return FrameSummary(rows, churned, columns, mode, parts=len(ranges))
+
+
+def _merge_by_cutoff(files: Sequence[Path], cutoffs: Sequence[pd.Timestamp], path: Path) -> None:
+    """One Parquet file from parts sorted by (cutoff, account) over ascending account ranges:
+    each cutoff's rows of every part in turn, with the first part's schema."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(files[0])
+    sources = [ds.dataset(f, format="parquet") for f in files]
+    with pq.ParquetWriter(path, schema) as writer:
+        for cutoff in cutoffs:
+            at = ds.field("cutoff") == pa.scalar(pd.Timestamp(cutoff), schema.field("cutoff").type)
+            for source in sources:
+                table = source.to_table(filter=at)
+                if table.num_rows:
+                    writer.write_table(table.cast(schema))
 
 
 def training_frame(

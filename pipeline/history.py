@@ -24,6 +24,7 @@ from pipeline.paths import repo_root
 SCORES = "scores.parquet"
 META = "scores.meta.json"
 DEFAULT = "outputs/history"
+ALL_ACTIVE = "all active"  # meta["accounts"] of a run that scored every active account
 
 
 def folder(setting: str | None = DEFAULT) -> Path | None:
@@ -77,3 +78,32 @@ def runs(history: Path) -> list[Run]:
         meta = json.loads((path / META).read_text())
         found.append(Run(path.name, meta, pd.read_parquet(path / SCORES)))
     return sorted(found, key=lambda r: (r.meta["as_of"], r.name))
+
+
+def scores_of(
+    history: Path, as_of: pd.Timestamp, model_uuid: str | None, lineage: str | None
+) -> Run | None:
+    """The latest run in `history` as of `as_of` that scored every active account of the data
+    lineage `lineage` with the saved model `model_uuid` (MLmodel's id); None when there is none
+    (or either key is unknown). Only the metadata of runs of that date are read, then one run's
+    scores."""
+    history = Path(history)
+    if not model_uuid or not lineage or not history.is_dir():
+        return None
+    day = pd.Timestamp(as_of).date().isoformat()
+    found = None
+    for path in sorted(history.glob(f"{day}_*")):
+        if not (path / META).is_file() or not (path / SCORES).is_file():
+            continue
+        meta = json.loads((path / META).read_text())
+        if (
+            meta.get("as_of") == day
+            and meta.get("accounts") == ALL_ACTIVE
+            and meta.get("model_uuid") == model_uuid
+            and (meta.get("data") or {}).get("lineage") == lineage
+        ):
+            found = (path, meta)
+    if found is None:
+        return None
+    path, meta = found
+    return Run(path.name, meta, pd.read_parquet(path / SCORES))

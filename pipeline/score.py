@@ -30,9 +30,9 @@ from models.tracking import LoadedModel
 from pipeline.contract import parse_date
 from pipeline.errors import UserError
 from pipeline.featurize import LabelSpec, data_end, features_at
+from pipeline.history import ALL_ACTIVE, record, scores_of
 from pipeline.history import DEFAULT as DEFAULT_HISTORY
 from pipeline.history import folder as history_folder
-from pipeline.history import record
 from pipeline.io import atomic_files, check_table_suffix, neutralise, numbers, read_table
 from pipeline.lineage import fingerprint
 from pipeline.progress import counter, step
@@ -391,6 +391,7 @@ def score_features(
         drift = drift_report(feats, reference, settings.psi_threshold, settings.drift_min_rows)
     facts = {
         "tiers_by": settings.tiers_by,
+        "tiers": {k: float(v) for k, v in settings.tiers.items()},
         "tier_bounds": bounds,
         "reasons_for_tiers": list(settings.reason_tiers),
         "rows_with_reasons": int(wanted.sum()),
@@ -413,9 +414,12 @@ def previous_scores(
     as_of: pd.Timestamp,
     settings: Settings,
     previous: Previous | None,
+    lineage: str | None = None,
 ) -> tuple[pd.Series | None, dict[str, Any]]:
-    """The account's previous p_churn: from a score file read by `read_previous`, else the same
-    model's `change_days` earlier.
+    """The account's previous p_churn: from a score file read by `read_previous`; else the same
+    model's `change_days` earlier, read from the history (`settings.history`) when this model
+    scored every active account of the data's lineage (key `lineage`) on that date, else
+    computed (features at that date, then the model).
 
     Raises UserError when the file's as_of is not before `as_of` (a change needs an earlier
     score).
@@ -433,6 +437,13 @@ def previous_scores(
     before = as_of - pd.Timedelta(days=settings.change_days)
     if settings.change_days <= 0 or before <= pd.Timestamp(validated.data_start):
         return None, {"source": None, "note": "no earlier date within the data"}
+    folder = history_folder(settings.history)
+    kept = None if folder is None else scores_of(folder, before, model.uuid, lineage)
+    if kept is not None:  # this model scored every active account then: read, not recomputed
+        rows = kept.scores[kept.scores["status"].eq(SCORED)]
+        p = pd.Series(rows["p_churn"].to_numpy(), index=rows["account_id"].to_numpy())
+        log.info("the scores as of %s are read from the history run %s", before.date(), kept.name)
+        return p, {"source": f"history:{kept.name}", "as_of": before.date().isoformat()}
     feats = model_features(validated, model, before, settings.engine)
     p = pd.Series(predict(model, feats, settings.engine), index=feats["account_id"].to_numpy())
     return p, {"source": "model", "as_of": before.date().isoformat()}
@@ -446,8 +457,12 @@ def score(
     settings: Settings,
     reference: Reference | None = None,
     previous: Previous | None = None,
+    lineage: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the listed accounts (or all eligible ones when `accounts` is None) as of a date.
+
+    `lineage` is the data's lineage key (pipeline/lineage.py), by which an earlier run in the
+    history is found for the change in p_churn.
 
     Every listed row comes back, with a status saying why it has no score where it has none.
     Raises UserError when `accounts` is None and no account is active at `as_of`.
@@ -462,7 +477,9 @@ def score(
         )
     only = None if accounts is None else feats["account_id"].isin(set(accounts["account_id"]))
     scored, facts = score_features(model, feats, settings, reference, only=only)
-    earlier, facts["previous"] = previous_scores(validated, model, as_of, settings, previous)
+    earlier, facts["previous"] = previous_scores(
+        validated, model, as_of, settings, previous, lineage
+    )
     scored["p_churn_change"] = (
         (scored["p_churn"] - scored["account_id"].map(earlier)).round(6)
         if earlier is not None
@@ -522,18 +539,23 @@ def run(
     as_of = as_of or data_end(validated)
     suffix = check_table_suffix(out)
     started = time.perf_counter()
-    scores, facts = score(validated, model, as_of, accounts, settings, reference, previous)
+    data = fingerprint(validated, lineage)
+    scores, facts = score(
+        validated, model, as_of, accounts, settings, reference, previous, data["lineage"]
+    )
     meta = {
         "as_of": as_of.date().isoformat(),
+        "accounts": ALL_ACTIVE if accounts is None else "list",
         "model_version": model.version,
         "model_note": model.note,
         "model_data": getattr(model, "fingerprint", None),
         "model_run_id": model.run_id,
+        "model_uuid": model.uuid,
         "model_envelope": getattr(model.churn_model, "envelope", None),
         "label": dataclasses.asdict(LabelSpec.from_params(model.churn_model.label)),
         "data_start": validated.data_start,
         "data_end": validated.data_end,
-        "data": fingerprint(validated, lineage),
+        "data": data,
         "rows": len(scores),
         "status_counts": scores["status"].value_counts().to_dict(),
         "tier_counts": scores["risk_tier"].value_counts().to_dict(),

@@ -5,14 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-# Every worker (and every command a test starts) runs beside the others on the machine's cores,
-# so OpenMP's threads (LightGBM, numba's prange) must sleep while they wait, not spin: spinning
-# made one LightGBM fit 10 to 40 times slower with the other worker busy. Set before anything
-# loads libgomp, which reads it once.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pandas as pd
 import pytest
@@ -26,6 +21,22 @@ settings.register_profile("long", max_examples=200, derandomize=False)
 settings.load_profile("ci")
 
 T = pd.Timestamp
+
+# Every worker (and every command a test starts) runs beside the others on the machine's cores,
+# so OpenMP's threads (LightGBM, numba's prange) must sleep while they wait, not spin: spinning
+# made a LightGBM fit 10 to 40 times slower with the other worker busy. Set before anything
+# loads libgomp (nothing imported above does), which reads it once.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Compiled feature plans (features/compiled.py) are kept in a folder of this test run, shared by
+# its workers and the commands they start, never in the user's cache.
+os.environ.setdefault(
+    "AFTERSALE_CACHE_DIR",
+    str(
+        Path(tempfile.gettempdir())
+        / f"aftersale-test-cache-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}"
+    ),
+)
 
 # Tests run in parallel (pytest-xdist, `-n auto` in pyproject.toml). The tests of a module go to
 # one worker, which builds the module's shared fixtures (a simulated world, a trained model, a

@@ -36,11 +36,13 @@ def direct(monkeypatch, *args, **kw) -> pd.DataFrame:
     with monkeypatch.context() as m:
         m.setattr(compiled, "_PLANS", compiled.OrderedDict())
         m.setattr(compiled, "_record", lambda *a: None)
+        m.setenv("AFTERSALE_CACHE_DIR", "off")  # nor read from disk
         return features_at(*args, **kw)
 
 
 @pytest.mark.parametrize("mode", ["explicit", "inactivity"])
-def test_the_plan_gives_exactly_the_frame_built_at_each_cutoff(clean, monkeypatch, mode):
+def test_the_plan_gives_exactly_the_frame_built_at_each_cutoff(clean, monkeypatch, mode, tmp_path):
+    monkeypatch.setenv("AFTERSALE_CACHE_DIR", str(tmp_path))  # no plan on disk yet
     validated = load(clean)
     records = []
     record = compiled._record
@@ -57,6 +59,33 @@ def test_the_plan_gives_exactly_the_frame_built_at_each_cutoff(clean, monkeypatc
             pd.testing.assert_frame_equal(got, want, check_exact=True)
     # one plan for midnight cutoffs and one for 10:30, shared by the one-account views
     assert len(records) == 2
+    assert len(list((tmp_path / "plans").glob("*.json"))) == 2  # kept for the next process
+
+
+def test_the_next_process_reads_the_plan_from_disk(clean, monkeypatch, tmp_path):
+    """A new process (no plan in memory) reads the kept plan, compiles nothing, and gets the
+    same frame; a damaged file is compiled again and rewritten; another schema is another
+    plan."""
+    monkeypatch.setenv("AFTERSALE_CACHE_DIR", str(tmp_path))
+    records = []
+    record = compiled._record
+    monkeypatch.setattr(compiled, "_record", lambda *a: records.append(1) or record(*a))
+    label = LabelSpec(mode="explicit")
+    frames = []
+    for _ in range(2):
+        monkeypatch.setattr(compiled, "_PLANS", compiled.OrderedDict())  # a new process
+        frames.append(features_at(load(clean), CUTOFFS[0], CFG, label))
+    assert len(records) == 1  # compiled by the first only
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+    (kept,) = (tmp_path / "plans").glob("*.json")
+    kept.write_text("{not json")
+    monkeypatch.setattr(compiled, "_PLANS", compiled.OrderedDict())
+    again = features_at(load(clean), CUTOFFS[1], CFG, label)
+    assert len(records) == 2 and kept.read_text().startswith('{"prefix"')
+    pd.testing.assert_frame_equal(again, direct(monkeypatch, load(clean), CUTOFFS[1], CFG, label))
+    monkeypatch.setattr(compiled, "_PLANS", compiled.OrderedDict())
+    features_at(load(clean), CUTOFFS[0], FeatureConfig(recent_days=30), label)
+    assert len(records) == 3 and len(list((tmp_path / "plans").glob("*.json"))) == 2
 
 
 def test_moving_the_literals_gives_the_sql_compiled_at_the_cutoff(clean):

@@ -3,11 +3,14 @@ verdict (improving, deteriorating or stable, and why), a terminal table and a PN
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from models.tracking import load_model
-from pipeline.explain import history, verdict
+from pipeline.explain import _kept_bounds, history, verdict
+from pipeline.lineage import fingerprint
 from pipeline.score import Settings
 from pipeline.validate import load
 from tests import test_badinput_score as base
@@ -94,3 +97,23 @@ def test_verdict_names_the_groups_that_moved_the_risk():
     better = verdict(table.assign(p_churn=[0.3, 0.2, 0.1]), -groups)
     assert better.startswith("improving: p_churn 0.30 -> 0.10") and "silence (-1.50" in better
     assert verdict(table.assign(p_churn=[0.1, 0.1, 0.11]), groups).startswith("stable:")
+
+
+def test_tier_bounds_are_read_from_the_score_run_of_that_date(env):
+    """By share, the bounds come from the history's run of this model at the as-of date (the
+    ones the score file was cut by), and they are the ones computed again from every account."""
+    code, output, out = base.score(env, "--all-active", "--as-of", "2023-03-21")
+    assert code == 0, output
+    meta = json.loads(out.with_name("scores.meta.json").read_text())
+    model = load_model(env, "churn-risk", str(env / "data" / "model"), env / "data" / "model")
+    validated = load(env / "clean")
+    lineage = fingerprint(validated)["lineage"]
+    as_of, settings = pd.Timestamp("2023-03-21"), Settings.from_params({})
+    assert _kept_bounds(model, as_of, settings, lineage) == meta["tier_bounds"]
+    assert _kept_bounds(model, as_of, settings, "other data") is None
+    other_tiers = Settings.from_params({"tiers": {"high": 0.5, "medium": 0.6, "low": 1.0}})
+    assert _kept_bounds(model, as_of, other_tiers, lineage) is None
+    kept, _ = history(validated, model, "a", as_of, settings, None, count=2, lineage=lineage)
+    again, _ = history(validated, model, "a", as_of, settings, None, count=2)
+    assert kept.attrs["tier_bounds"] == again.attrs["tier_bounds"] == meta["tier_bounds"]
+    pd.testing.assert_frame_equal(kept, again)

@@ -292,3 +292,21 @@ def test_a_model_named_explicitly_scores_with_a_note(trained):
     shutil.copytree(root / "data" / "model" / "mlflow", bare)
     loaded, _ = load_scoring_model(acme, str(bare), load(root / "clean"))
     assert loaded.fingerprint is None and "data of unknown lineage" in loaded.note
+
+
+def test_a_model_saved_with_other_packages_is_named_in_a_warning(tmp_path, caplog):
+    """The saved model's requirements are checked against this environment by name, as
+    MLflow's loader would: a pin that differs and a package that is missing are named."""
+    from models.tracking import check_environment
+
+    (tmp_path / "requirements.txt").write_text(
+        "# saved by mlflow\nnumpy==0.0.1\npandas>=1\naftersale-no-such-package==1.0\n"
+        "pyarrow>=1; python_version < '3'\n"
+    )
+    with caplog.at_level("WARNING"):
+        unmet = check_environment(tmp_path)
+    assert unmet[0].startswith("numpy==0.0.1 (installed: ") and not unmet[0].endswith("none)")
+    assert unmet[1:] == ["aftersale-no-such-package==1.0 (installed: none)"]
+    assert "was saved with other packages than these: numpy==0.0.1" in caplog.text
+    (tmp_path / "requirements.txt").write_text("numpy>=1\n")
+    assert check_environment(tmp_path) == []

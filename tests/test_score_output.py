@@ -166,10 +166,10 @@ def test_change_against_a_previous_score_file(env, tmp_path):
     assert meta["previous"] == {"source": str(previous), "rows": 1}  # its scored rows
 
 
-def test_change_against_the_same_model_four_weeks_earlier(env):
-    code, output, now = score(env, "--all-active", "--as-of", "2023-03-21")
-    assert code == 0, output
+def test_change_against_the_same_model_four_weeks_earlier(env, tmp_path):
     code, output, before = score(env, "--all-active", "--as-of", "2023-02-21")
+    assert code == 0, output
+    code, output, now = score(env, "--all-active", "--as-of", "2023-03-21")
     assert code == 0, output
     now_, before_ = (pd.read_csv(p).set_index("account_id") for p in (now, before))
     assert set(before_.index) == {"a", "b"}  # c became a customer on 2023-03-15
@@ -177,7 +177,30 @@ def test_change_against_the_same_model_four_weeks_earlier(env):
     assert now_.loc["a", "p_churn_change"] == pytest.approx(expected, abs=1e-6)
     assert np.isnan(now_.loc["c", "p_churn_change"])  # no earlier score
     meta = json.loads(now.with_name("scores.meta.json").read_text())
+    # this model scored every active account on 2023-02-21: that run is read, not recomputed
+    assert meta["previous"]["source"].startswith("history:2023-02-21_")
+    assert meta["previous"]["as_of"] == "2023-02-21"
+    # without the history the earlier score is computed, and it is the same
+    params = params_file(tmp_path, history=None)
+    code, output, again = score(
+        env, "--all-active", "--as-of", "2023-03-21", "--params", str(params)
+    )
+    assert code == 0, output
+    meta = json.loads(again.with_name("scores.meta.json").read_text())
     assert meta["previous"] == {"source": "model", "as_of": "2023-02-21"}
+    pd.testing.assert_frame_equal(pd.read_csv(again).set_index("account_id"), now_)
+
+
+def test_a_customer_list_run_is_not_read_as_the_earlier_scores(env, tmp_path):
+    listed = tmp_path / "list.csv"
+    listed.write_text("account_id\na\n")
+    code, output, _ = score(env, "--accounts", str(listed), "--as-of", "2023-02-20")
+    assert code == 0, output
+    code, output, now = score(env, "--all-active", "--as-of", "2023-03-20")
+    assert code == 0, output
+    meta = json.loads(now.with_name("scores.meta.json").read_text())
+    assert meta["previous"] == {"source": "model", "as_of": "2023-02-20"}  # b was not listed
+    assert pd.read_csv(now).set_index("account_id")["p_churn_change"].notna().sum() == 2
 
 
 def test_a_list_scores_the_same_bytes_twice_in_parquet_and_csv(env, tmp_path):
