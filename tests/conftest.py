@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +21,12 @@ settings.register_profile("long", max_examples=200, derandomize=False)
 settings.load_profile("ci")
 
 T = pd.Timestamp
+
+# Every worker (and every command a test starts) runs beside the others on the machine's cores,
+# so OpenMP's threads (LightGBM, numba's prange) must sleep while they wait, not spin: spinning
+# made a LightGBM fit 10 to 40 times slower with the other worker busy. Set before anything
+# loads libgomp (nothing imported above does), which reads it once.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Compiled feature plans (features/compiled.py) are kept in a folder of this test run, shared by
 # its workers and the commands they start, never in the user's cache.
@@ -183,6 +192,36 @@ def write_world(tables: dict[str, pd.DataFrame], folder: Path, fmt: str = "csv")
         else:
             frame.to_parquet(folder / f"{name}.parquet", index=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory, worker_id) -> Callable[[str, Callable[[Path], None]], Path]:
+    """`built_once(name, build)`: the folder `build(folder)` fills, built once in the whole run
+    whichever worker asks first (a session fixture alone is built once per xdist worker). The
+    others wait for it on a file lock in the run's temporary folder, which every worker shares.
+    Read it, or copy it (`copied`) before writing to it: other modules read it too."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # .../pytest-N/popen-gwK: the run's folder is its parent
+        shared = shared.parent
+
+    def get(name: str, build: Callable[[Path], None]) -> Path:
+        folder = shared / name
+        with open(shared / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (folder / ".built").is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # a failed build is built again
+                folder.mkdir()
+                build(folder)
+                (folder / ".built").touch()
+        return folder
+
+    return get
+
+
+def copied(source: Path, target: Path) -> Path:
+    """A copy of a folder `built_once` made, for a module to write in."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".built"), dirs_exist_ok=True)
+    return target
 
 
 @pytest.fixture

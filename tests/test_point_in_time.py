@@ -176,22 +176,30 @@ def features(
     return out.sort_values(["cutoff", "account_id"]).reset_index(drop=True)
 
 
+def tag(world: dict, prefix: str) -> dict:
+    """The world with every id prefixed."""
+    out = {}
+    for name, frame in world.items():
+        frame = frame.copy()
+        for col in ("account_id", "order_id", "interaction_id", "contact_id"):
+            if col in frame.columns:
+                frame[col] = prefix + frame[col].astype(str)
+        out[name] = frame
+    return out
+
+
+def stacked(batch: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """The worlds of a batch as one world: each one's ids prefixed with its place in the
+    batch, so no row of one can reach another."""
+    tagged = [tag(world, f"{i}:") for i, world in enumerate(batch)]
+    return {k: pd.concat([w[k] for w in tagged], ignore_index=True) for k in batch[0]}
+
+
 def paired_features(
     left: dict, right: dict, engine: str = "join"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of two worlds from one query (compiling the query is the slow part): the
     worlds are stacked with their ids prefixed, so no row of one can reach the other."""
-
-    def tag(world: dict, prefix: str) -> dict:
-        out = {}
-        for name, frame in world.items():
-            frame = frame.copy()
-            for col in ("account_id", "order_id", "interaction_id", "contact_id"):
-                if col in frame.columns:
-                    frame[col] = prefix + frame[col].astype(str)
-            out[name] = frame
-        return out
-
     left, right = tag(left, "L|"), tag(right, "R|")
     both = features({k: pd.concat([left[k], right[k]], ignore_index=True) for k in left}, engine)
     parts = []
@@ -260,12 +268,31 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# The properties over a schedule take their worlds BATCH at a time, stacked into one (`stacked`):
+# building and compiling the feature queries, not running them, is the slow part, so a batch
+# costs about what one world did. The profile's example count is then a count of worlds (`ci`:
+# its 8 in one batch; `long`: 200 in 25), after Hypothesis's first and simplest example (a
+# batch of empty worlds). A failing batch shrinks to the world that fails, the others empty.
+BATCH = 8
+BATCHED = settings(
+    SETTINGS,
+    max_examples=1 + -(-settings.default.max_examples // BATCH),
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 
 
-@SETTINGS
-@given(with_later_changes())
-def test_events_on_or_after_the_cutoff_change_nothing(pair):
-    world, changed = pair
+def batches(strategy: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(strategy, min_size=BATCH, max_size=BATCH)
+
+
+@BATCHED
+@given(batches(with_later_changes()))
+def test_events_on_or_after_the_cutoff_change_nothing(pairs):
+    world, changed = stacked([w for w, _ in pairs]), stacked([c for _, c in pairs])
     for engine in ("join", "window", "sliding"):
         pd.testing.assert_frame_equal(*paired_features(world, changed, engine))
 
@@ -274,11 +301,12 @@ def test_events_on_or_after_the_cutoff_change_nothing(pair):
 SCHEDULE = [day(60), day(120), day(180), CUTOFF, day(182), day(241)]
 
 
-@SETTINGS
-@given(worlds())
-def test_the_schedule_engines_equal_the_per_cutoff_join(world):
+@BATCHED
+@given(batches(worlds()))
+def test_the_schedule_engines_equal_the_per_cutoff_join(batch):
     """Window functions and sliding windows over a whole schedule give what joining each
     cutoff gives."""
+    world = stacked(batch)
     joined = features(world, "join", SCHEDULE)
     pd.testing.assert_frame_equal(features(world, "window", SCHEDULE), joined)
     pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
@@ -286,11 +314,12 @@ def test_the_schedule_engines_equal_the_per_cutoff_join(world):
         pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
 
 
-@SETTINGS
-@given(worlds())
-def test_features_at_one_cutoff_equal_the_schedule_at_that_cutoff(world):
+@BATCHED
+@given(batches(worlds()))
+def test_features_at_one_cutoff_equal_the_schedule_at_that_cutoff(batch):
     """The one-cutoff engine (a pass per stream over the rows within its longest window, one
     over every row, distinct counts per value) gives what the schedule's join gives there."""
+    world = stacked(batch)
     joined = features(world, "join", SCHEDULE)
     for cutoff in (CUTOFF, day(182), day(241)):
         at = joined[joined.cutoff == cutoff].reset_index(drop=True)

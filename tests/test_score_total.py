@@ -32,7 +32,7 @@ from pipeline.score import Settings, score_features, tier_bounds
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
 from pipeline.validate import load
-from tests.conftest import score
+from tests.conftest import copied, score
 from tests.test_badinput_validate import run_cli
 
 STATUSES = {
@@ -62,10 +62,15 @@ def blended_model(feats: pd.DataFrame, seed: int = 0) -> ChurnModel:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, built_once) -> Path:
     """A project folder: params.yaml, a small simulated world (raw and clean) and a blended,
-    calibrated DVC-tracked model with a reference profile, trained on that data."""
-    root = tmp_path_factory.mktemp("total")
+    calibrated DVC-tracked model with a reference profile, trained on that data. Built once
+    in the run (this module, tests/test_score_fuzz.py and tests/test_monitor.py use it); each
+    module writes its score runs into a copy of its own."""
+    return copied(built_once("total-project", build_project), tmp_path_factory.mktemp("total"))
+
+
+def build_project(root: Path) -> None:
     shutil.copy(PACKAGE_ROOT / "params.yaml", root / "params.yaml")
     simulate(SimConfig(n_accounts=300, weeks=80, mc_samples=0), root / "raw", root / "t.parquet")
     code, _, err = run_cli("validate", "--data", str(root / "raw"), "--out", str(root / "clean"))
@@ -79,7 +84,6 @@ def project(tmp_path_factory) -> Path:
     profile = reference_profile(feats, model.features)
     (folder / "reference.json").write_text(json.dumps(profile))
     (folder / "train_info.json").write_text(json.dumps({"data": fingerprint(validated)}))
-    return root
 
 
 def listed(root: Path, ids: list[str | None], name: str = "list.csv") -> Path:
