@@ -18,7 +18,11 @@ from hypothesis import settings
 # `--hypothesis-profile=long -m "long or not long"`), many fresh random ones.
 settings.register_profile("ci", max_examples=8, derandomize=True, database=None)
 settings.register_profile("long", max_examples=200, derandomize=False)
-settings.load_profile("ci")
+# Only when no profile is loaded yet: this file is also imported a second time, as the module
+# tests.conftest (`from tests.conftest import ...`), after Hypothesis's plugin has loaded the
+# profile of --hypothesis-profile; loading `ci` again then would run `make test-long` at `ci`.
+if settings.get_current_profile_name() == "default":
+    settings.load_profile("ci")
 
 T = pd.Timestamp
 

@@ -8,7 +8,8 @@ written as Parquet with random column types. Validation runs in-process under a 
 and end date; a case passes if it writes clean tables or raises the user-facing error, and
 every tenth case also goes through the command line's error path.
 
-FUZZ_EXAMPLES sets the number of cases (default 200); FUZZ_SEED picks another run of them
+FUZZ_EXAMPLES sets the number of cases (default 60 in `make test`, 200 under the `long`
+Hypothesis profile of `make test-long`); FUZZ_SEED picks another run of them
 (default: the same cases every run); FUZZ_REPORT names a JSON file for the outcome counts.
 """
 
@@ -34,7 +35,10 @@ from pipeline.validate import check, write_clean
 from tests.conftest import tiny_world
 from tests.test_badinput_validate import run_cli
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(
+    os.environ.get("FUZZ_EXAMPLES")
+    or (200 if settings.get_current_profile_name() == "long" else 60)
+)
 SEED = os.environ.get("FUZZ_SEED")
 OUTCOMES: collections.Counter[str] = collections.Counter()
 CHECKS: collections.Counter[str] = collections.Counter()  # which checks the cases reached

@@ -12,7 +12,8 @@ date, without p_churn, or empty.
 The feature frames are computed once per as-of date and reused across cases (they are the
 same for every case; tests/test_point_in_time.py and tests/test_features.py prove them): the
 fuzz is about what enters from outside the tables. SCORE_FUZZ_EXAMPLES sets the number of
-cases (default 150, with the same cases every run); SCORE_FUZZ_SEED picks another run of
+cases (default 50 in `make test`, 150 under the `long` Hypothesis profile of `make test-long`,
+the same cases every run); SCORE_FUZZ_SEED picks another run of
 them; SCORE_FUZZ_REPORT names a JSON file for the outcome counts.
 """
 
@@ -36,7 +37,10 @@ from pipeline.io import neutralise
 from tests.test_badinput_validate import run_cli
 from tests.test_score_total import STATUSES, churned_ids, everyone, project  # noqa: F401
 
-EXAMPLES = int(os.environ.get("SCORE_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(
+    os.environ.get("SCORE_FUZZ_EXAMPLES")
+    or (150 if settings.get_current_profile_name() == "long" else 50)
+)
 SEED = os.environ.get("SCORE_FUZZ_SEED")
 OUTCOMES: collections.Counter[str] = collections.Counter()
 
