@@ -26,6 +26,15 @@ if settings.get_current_profile_name() == "default":
 
 T = pd.Timestamp
 
+
+def fuzz_cases(variable: str, ci: int, long: int) -> int:
+    """A fuzzer's case count: the environment `variable` if set, else `long` under the `long`
+    profile (`make test-long`) and `ci` otherwise."""
+    return int(
+        os.environ.get(variable) or (long if settings.get_current_profile_name() == "long" else ci)
+    )
+
+
 # Every worker (and every command a test starts) runs beside the others on the machine's cores,
 # so OpenMP's threads (LightGBM, numba's prange) must sleep while they wait, not spin: spinning
 # made a LightGBM fit 10 to 40 times slower with the other worker busy. Set before anything

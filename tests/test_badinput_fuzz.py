@@ -32,13 +32,10 @@ from hypothesis import strategies as st
 
 from pipeline.errors import UserError
 from pipeline.validate import check, write_clean
-from tests.conftest import tiny_world
+from tests.conftest import fuzz_cases, tiny_world
 from tests.test_badinput_validate import run_cli
 
-EXAMPLES = int(
-    os.environ.get("FUZZ_EXAMPLES")
-    or (200 if settings.get_current_profile_name() == "long" else 60)
-)
+EXAMPLES = fuzz_cases("FUZZ_EXAMPLES", ci=60, long=200)
 SEED = os.environ.get("FUZZ_SEED")
 OUTCOMES: collections.Counter[str] = collections.Counter()
 CHECKS: collections.Counter[str] = collections.Counter()  # which checks the cases reached

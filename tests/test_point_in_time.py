@@ -277,11 +277,7 @@ BATCH = 8
 BATCHED = settings(
     SETTINGS,
     max_examples=1 + -(-settings.default.max_examples // BATCH),
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.large_base_example,
-    ],
+    suppress_health_check=[*SETTINGS.suppress_health_check, HealthCheck.large_base_example],
 )
 
 

@@ -34,13 +34,11 @@ from hypothesis import strategies as st
 
 import pipeline.score
 from pipeline.io import neutralise
+from tests.conftest import fuzz_cases
 from tests.test_badinput_validate import run_cli
 from tests.test_score_total import STATUSES, churned_ids, everyone, project  # noqa: F401
 
-EXAMPLES = int(
-    os.environ.get("SCORE_FUZZ_EXAMPLES")
-    or (150 if settings.get_current_profile_name() == "long" else 50)
-)
+EXAMPLES = fuzz_cases("SCORE_FUZZ_EXAMPLES", ci=50, long=150)
 SEED = os.environ.get("SCORE_FUZZ_SEED")
 OUTCOMES: collections.Counter[str] = collections.Counter()
 
