@@ -36,7 +36,8 @@ import pandas as pd
 import pyarrow as pa
 
 from features import sliding
-from features.catalog import GROUPS, Agg, Feature, FeatureConfig, plan
+from features.catalog import GROUPS, plan
+from features.language import Agg, Feature, FeatureConfig
 
 KEYS = ["account_id", "cutoff"]
 _TABLES = itertools.count()  # names of the arrays the sliding engine hands to DuckDB

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ibis
 
-from features.catalog import (
+from features.language import (
     Agg,
     Feature,
     count,
