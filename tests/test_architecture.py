@@ -3,7 +3,8 @@
 module imports another, and there is no import loop, at the top of a file or inside a function.
 
 The import graph is read with `ast` from every `import` statement anywhere in a module (a
-function's lazy import counts: it runs when the stage does); importing `a.b` also runs `a`.
+function's lazy import counts: it runs when the stage does; one under `if TYPE_CHECKING:` never
+runs and does not); importing `a.b` also runs `a`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def _executed(tree: ast.AST):
+    """Every node of `tree` but those under `if TYPE_CHECKING:` (imports for type hints only,
+    which never run)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+
+
 @cache
 def imports(name: str, packages: bool = True) -> frozenset[str]:
     """The project's modules that `name` imports, anywhere in its file; with `packages`, also
@@ -38,7 +52,7 @@ def imports(name: str, packages: bool = True) -> frozenset[str]:
     path, known = modules()[name], modules()
     package = name if path.stem == "__init__" else name.rpartition(".")[0]
     named: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _executed(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             named |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
