@@ -1,0 +1,191 @@
+"""params.yaml described once (DRAFT for issue 17, not wired in yet): one pydantic model per
+section, every default here, unknown keys refused.
+
+`check(raw)` returns the typed `Params` or raises UserError (exit 2) naming each wrong key
+with the nearest valid one (`train.num_leave: unknown key; did you mean train.num_leaves?`)
+and each wrong type with what was given. Types are as permissive as the code that reads them
+today (a date may be a YAML date or text; the stage parses it), so that wiring this in
+changes no result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import UserError
+
+Day = dt.date | str | None
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Data(Section):
+    raw: str = "data/raw"
+    truth: str | None = "data/truth.parquet"
+    lineage: str | None = None
+
+
+class Validate(Section):
+    policy: Literal["fail", "drop"] = "fail"
+    end_date: Day = None
+    gap_days: int | None = Field(180, ge=1)
+    vocabulary: dict[str, dict[str, str] | None] = Field(
+        default_factory=lambda: {"interactions.type": {}, "links.link_type": {}}
+    )
+
+
+class Simulate(Section):
+    accounts: int = Field(5000, ge=1)
+    seed: int = 42
+    start: Day = "2023-01-02"
+    weeks: int = Field(156, ge=1)
+    format: Literal["csv", "parquet"] = "csv"
+    mc_samples: int = Field(64, ge=0)
+    shift_week: int | None = None
+    shift_offers: float = 3.0
+    shift_health: float = 0.45
+
+
+class Label(Section):
+    mode: Literal["auto", "explicit", "inactivity"] = "auto"
+    lead_days: int = Field(0, ge=0)
+    horizon_days: int = Field(90, ge=1)
+
+
+class Schedule(Section):
+    start: Day = None
+    end: Day = None
+    every_days: int | None = Field(None, ge=1)
+    warmup_days: int | None = Field(None, ge=0)
+    min_train_cutoffs: int = Field(6, ge=1)
+
+
+class Features(Section):
+    groups: list[str] = ["silence", "dependency", "trust", "promises", "engagement"]
+    engine: Literal["auto", "join", "window", "sliding"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    memory_limit: str | None = None
+    recent_days: int = Field(90, ge=1)
+    long_days: int = Field(365, ge=1)
+    direct_channels: list[str] = ["ordering_terminal", "edi", "portal", "vmi"]
+    transactional_types: list[str] = ["price_negotiation", "contract_negotiation", "dispute"]
+    collaborative_types: list[str] = ["planning_meeting", "design_collaboration", "business_review"]
+    sharing_types: list[str] = ["forecast_shared", "planning_meeting", "design_collaboration"]
+
+
+class Split(Section):
+    test_cutoffs: int = Field(3, ge=1)
+    valid_cutoffs: int = Field(3, ge=1)
+
+
+class Train(Section):
+    seed: int = 7
+    n_estimators: int = Field(3000, ge=1)
+    learning_rate: float = Field(0.02, gt=0)
+    num_leaves: int = Field(7, ge=2)
+    min_child_samples: int = Field(400, ge=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.3, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(200, ge=1)
+    calibration: Literal["platt", "isotonic"] = "platt"
+    blend: bool = True
+
+
+class Campaign(Section):
+    contact_cost: float | None = None
+    account_value: float | None = None
+    success_rate: float | None = Field(None, ge=0, le=1)
+
+
+class Promote(Section):
+    metric: Literal["auc", "pr_auc", "brier", "log_loss", "ece"] = "auc"
+    margin: float = 0.002
+
+
+class Mlflow(Section):
+    experiment: str = "churn"
+    registered_model: str = "churn-risk"
+
+
+class Reasons(Section):
+    tiers: list[str] = ["high", "medium"]
+    min_contribution: float = 0.01
+
+
+class Drift(Section):
+    psi_threshold: float = 0.25
+    min_rows: int = 200
+
+
+class Score(Section):
+    tiers_by: Literal["share", "probability"] = "share"
+    tiers: dict[str, float] = {"high": 0.05, "medium": 0.20, "low": 1.0}
+    reasons: Reasons = Reasons()
+    playbook: dict[str, str] = {}  # the shipped playbook is in params.yaml (TODO: here)
+    change_days: int = Field(28, ge=1)
+    history: str | None = "outputs/history"
+    drift: Drift = Drift()
+
+
+class Monitor(Section):
+    level: float = Field(0.99, gt=0, lt=1)
+
+
+class Params(Section):
+    data: Data = Data()
+    validate_: Validate = Field(Validate(), alias="validate")
+    simulate: Simulate = Simulate()
+    label: Label = Label()
+    schedule: Schedule = Schedule()
+    features: Features = Features()
+    split: Split = Split()
+    train: Train = Train()
+    campaign: Campaign = Campaign()
+    promote: Promote = Promote()
+    mlflow: Mlflow = Mlflow()
+    score: Score = Score()
+    monitor: Monitor = Monitor()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _fields(model: type[BaseModel], path: tuple) -> list[str]:
+    """The valid keys at `path` inside `model` (empty when the path leaves the schema)."""
+    for key in path:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == key), None)
+        kind = getattr(field, "annotation", None) if field else None
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            return []
+        model = kind
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _message(error: dict[str, Any]) -> str:
+    path = tuple(str(p) for p in error["loc"])
+    name = ".".join(path)
+    if error["type"] == "extra_forbidden":
+        valid = _fields(Params, path[:-1])
+        near = (
+            difflib.get_close_matches(path[-1], valid, n=1)
+            or [v for v in valid if v.startswith(path[-1]) or path[-1].startswith(v)][:1]
+        )
+        where = ".".join(path[:-1])
+        hint = f"; did you mean {where + '.' if where else ''}{near[0]}?" if near else ""
+        return f"{name}: unknown key{hint} (valid here: {', '.join(valid)})"
+    return f"{name}: {error['msg']} (got {error.get('input')!r})"
+
+
+def check(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """The typed params, or a UserError that lists every wrong key and value in `source`."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        lines = [_message(e) for e in exc.errors()]
+        raise UserError(f"{source}: " + "\n  ".join(["", *lines]).lstrip()) from None
