@@ -148,7 +148,7 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
 def _ours(s: dict[str, Any], matched_only: bool) -> dict[str, Any]:
     """features_at at the cutoff (every feature, or with matched_only only MATCHED's): its
     time, and the frame (one row per eligible account) in WORK/ours[_matched].parquet."""
-    from pipeline import featurize as fz
+    from pipeline.engine import data_end, features_at
     from pipeline.validate import load
 
     run = _bench_run()
@@ -160,9 +160,9 @@ def _ours(s: dict[str, Any], matched_only: bool) -> dict[str, Any]:
     cfg, label, groups = run._feature_args(s["params"])
     spec = run._engine(s["params"])
     validated = load(Path(s["clean"]))
-    as_of = pd.Timestamp(s["cutoff"]) if s.get("cutoff") else fz.data_end(validated)
+    as_of = pd.Timestamp(s["cutoff"]) if s.get("cutoff") else data_end(validated)
     started = _clock()
-    frame = fz.features_at(validated, as_of, cfg, label, groups, spec)
+    frame = features_at(validated, as_of, cfg, label, groups, spec)
     timed = _since(started)
     name = "ours_matched" if matched_only else "ours"
     frame.to_parquet(Path(s["work"]) / f"{name}.parquet", index=False)

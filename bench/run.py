@@ -104,7 +104,7 @@ def _settings(work: Path) -> dict[str, Any]:
 
 
 def _engine(params: dict[str, Any]):
-    from pipeline.featurize import EngineSpec
+    from pipeline.engine import EngineSpec
 
     return EngineSpec.from_params(params.get("features", {}))
 
@@ -119,11 +119,12 @@ def _limits(con, spec) -> None:
 
 def _feature_args(params: dict[str, Any]):
     from features import FeatureConfig
-    from pipeline import featurize as fz
+    from features.catalog import GROUPS
+    from pipeline.labels import LabelSpec
 
     cfg = FeatureConfig.from_params(params.get("features", {}))
-    label = fz.LabelSpec.from_params(params.get("label", {}))
-    groups = params.get("features", {}).get("groups") or fz.GROUPS
+    label = LabelSpec.from_params(params.get("label", {}))
+    groups = params.get("features", {}).get("groups") or GROUPS
     return cfg, label, groups
 
 
@@ -261,16 +262,17 @@ def step_scan(s: dict[str, Any]) -> dict[str, Any]:
 def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
-    from pipeline import featurize as fz
+    from features.build import choose_engine
+    from pipeline.engine import data_end, features_at
     from pipeline.validate import load
 
     params = s["params"]
     cfg, label, groups = _feature_args(params)
     spec = _engine(params)
     validated = load(Path(s["clean"]))
-    as_of = pd.Timestamp(s["as_of"]) if s.get("as_of") else fz.data_end(validated)
+    as_of = pd.Timestamp(s["as_of"]) if s.get("as_of") else data_end(validated)
     started = _clock()
-    frame = fz.features_at(validated, as_of, cfg, label, groups, spec)
+    frame = features_at(validated, as_of, cfg, label, groups, spec)
     seconds = _elapsed(started)
     return {
         "seconds": seconds,
@@ -278,7 +280,7 @@ def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
         "rows_out": len(frame),
         "as_of": str(as_of.date()),
         "features": frame.shape[1] - 2,
-        "engine": fz.choose_engine(spec.engine, 1),
+        "engine": choose_engine(spec.engine, 1),
     }
 
 
@@ -286,7 +288,7 @@ def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
     """`churn featurize` (the training frame) over the last s["cutoffs"] cutoffs, in process."""
     import yaml
 
-    from pipeline import featurize as fz
+    from features.build import choose_engine
     from pipeline.cli import featurize as featurize_command
     from pipeline.validate import load
 
@@ -309,7 +311,7 @@ def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
         "cutoffs": len(meta["cutoffs"]),
         "first_cutoff": meta["cutoffs"][0],
         "last_cutoff": meta["cutoffs"][-1],
-        "engine": fz.choose_engine(_engine(params).engine, len(cutoffs)),
+        "engine": choose_engine(_engine(params).engine, len(cutoffs)),
     }
 
 
@@ -317,10 +319,11 @@ def schedule(validated, label, n: int, every_days: int) -> list:
     """The last n cutoffs of the snapshot schedule (every every_days days, default warm-up)."""
     import pandas as pd
 
-    from pipeline import featurize as fz
+    from pipeline.engine import data_end
+    from pipeline.schedule import snapshot_schedule
 
-    full = fz.snapshot_schedule(
-        pd.Timestamp(validated.data_start), fz.data_end(validated), label, every_days=every_days
+    full = snapshot_schedule(
+        pd.Timestamp(validated.data_start), data_end(validated), label, every_days=every_days
     )
     return full[-n:]
 
@@ -407,7 +410,7 @@ def earlier_date(s: dict[str, Any]) -> str:
     """The data's end (the as-of date of `churn score` by default) less score.change_days."""
     import pandas as pd
 
-    from pipeline.featurize import data_end
+    from pipeline.engine import data_end
     from pipeline.validate import load
 
     days = int(s["params"].get("score", {}).get("change_days", 28))

@@ -63,7 +63,8 @@ def one(n: int, model_dir: Path, frame_dir: Path) -> dict:
     from models.drift import Reference, drift_report, find_reference, reference_profile
     from models.tracking import load_model
     from pipeline.params import load_params
-    from pipeline.score import COLUMNS, Settings, predict, score_features
+    from pipeline.scoring import COLUMNS, predict, score_features
+    from pipeline.tiers import Settings
 
     params = load_params(ROOT / "params.yaml")
     settings = Settings.from_params(params.get("score") or {})

@@ -19,6 +19,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from models.errors import UserError
 from models.lineage import (
     FINGERPRINT_NAME,
     describe,
@@ -26,7 +27,6 @@ from models.lineage import (
     lineage_alias,
     lineage_of,
 )
-from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 

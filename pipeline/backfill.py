@@ -26,11 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import typer
 
 from models.drift import Reference, reference_profile
+from pipeline.artifacts import read_frame
 from pipeline.errors import UserError
-from pipeline.featurize import LABEL, LabelSpec
-from pipeline.validate import Validated
+from pipeline.labels import LABEL, LabelSpec
+from pipeline.lineage import data_lineage
+from pipeline.paths import repo_root
+from pipeline.progress import step
+from pipeline.validate import Validated, load
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,8 @@ def fit_at(
 ):
     """The model of `as_of` (see the module), its folds, its reference profile and the rows
     it learned from. Raises UserError when the rows known by then are too few to split."""
-    from pipeline.train import fit_model, fold_envelope, folds_for
+    from pipeline.fitting import fit_model, fold_envelope
+    from pipeline.split import folds_for
 
     spec = LabelSpec.from_params(label)
     known = known_by(frame, as_of, spec)
@@ -125,9 +131,8 @@ def backfill(
     from pipeline.history import folder as history_folder
     from pipeline.history import runs as history_runs
     from pipeline.lineage import fingerprint
-    from pipeline.progress import step
-    from pipeline.score import Settings
-    from pipeline.score import run as score_run
+    from pipeline.scoring import write_scores
+    from pipeline.tiers import Settings
 
     ours = fingerprint(validated, lineage)["lineage"]
     built_from = (frame_meta.get("data") or {}).get("lineage")
@@ -171,7 +176,7 @@ def backfill(
             step(f"backfill {day}: scoring the accounts active then"),
             tempfile.TemporaryDirectory() as tmp,
         ):
-            meta = score_run(
+            meta = write_scores(
                 validated,
                 stand_in,
                 as_of,
@@ -201,3 +206,21 @@ def backfill(
             f"to fit a model; the latest, {why}"
         )
     return done
+
+
+def run(data: Path, frame: Path, runs: int, every: int, params: dict[str, Any]) -> None:
+    """`churn backfill`: score every `every`th of the last `runs` cutoffs of the training frame
+    in `frame` with the model of the time, on the data folder `data`, into the score history;
+    print each run. Raises UserError (exit 2) on bad input."""
+    with step(f"reading {data} and {frame}"):
+        validated = load(data, params.get("validate"))
+        table, meta = read_frame(frame)
+    done = backfill(validated, table, meta, params, repo_root(), runs, every, data_lineage(params))
+    for m in done:
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(m["tier_counts"].items()))
+        typer.echo(f"{m['as_of']}  {m['model_version']}  {m['rows']} rows ({tiers})")
+    if not done:
+        typer.echo("nothing to backfill: every date is in the score history already")
+        return
+    typer.echo(f"{len(done)} backfilled run(s) -> {Path(done[-1]['history']).parent}")
+    typer.echo("next: churn monitor --data " + str(data))

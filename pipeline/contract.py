@@ -261,3 +261,9 @@ def parse_date(value: Any, what: str) -> pd.Timestamp:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp
+
+
+def as_day(value: str | None, option: str) -> pd.Timestamp | None:
+    """A date given on the command line (parse_date), as its day: a time of day, on the data's
+    clock, counts from the start of that day. None stays None."""
+    return None if value is None else parse_date(value, option).normalize()

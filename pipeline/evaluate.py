@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from features.build import KEYS
 from models.baselines import fit_baselines
 from models.bootstrap import auc_difference
 from models.lineage import lineage_of
@@ -30,12 +30,20 @@ from models.metrics import (
 from models.promotion import Decision, compare_and_promote, missing_features
 from models.tracking import configure, load_pyfunc
 from pipeline import figures
+from pipeline.artifacts import (
+    EVALUATION_NAME,
+    METRICS_NAME,
+    PREDICTIONS_NAME,
+    PROMOTION_NAME,
+    load_churn_model,
+    read_frame,
+)
 from pipeline.errors import UserError
-from pipeline.featurize import KEYS, LABEL
+from pipeline.figures import DEPTHS, LABELS, model_label
 from pipeline.io import write_json, write_table
+from pipeline.labels import LABEL
 from pipeline.progress import step
-from pipeline.split import Folds
-from pipeline.train import INFO_NAME, MODEL_SUBDIR, folds_for, read_frame
+from pipeline.split import Folds, folds_for
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +59,6 @@ BASELINE_KEYS = (
     "recall_at_10pct",
 )
 ORACLE_KEYS = (*BASELINE_KEYS, "campaign_value")  # campaign_value only when it is priced
-DEPTHS = (5, 10, 20)  # contact depths (%) quoted on the console without a priced campaign
-LABELS = {
-    "model": "model (calibrated LightGBM)",
-    "oracle": "oracle: the simulator's true probability",
-    "logistic_regression": "logistic regression",
-    "days_since_last_contact": "rule: days since last contact",
-    "recency_frequency": "recency-frequency-monetary score",
-    "bg_nbd": "BG/NBD: P(no order in the label window)",
-}
 # CSV files for `dvc plots` (model only: DVC overlays experiments) and PNGs for people/MLflow.
 PLOT_FILES = ("roc.csv", "pr.csv", "calibration.csv", "gains.csv", "campaign.csv")
 PNG_FILES = (
@@ -70,20 +69,8 @@ PNG_FILES = (
     "campaign.png",
     "evaluation.png",
 )
-PROMOTION_NAME = "promotion.json"
-EVALUATION_NAME = "evaluation.json"  # every figure, by section: the report and MLflow read it
-METRICS_NAME = "metrics.json"  # DVC's metrics: the few numbers compared across experiments
 HEADLINE = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct")  # of the test fold
-PREDICTIONS_NAME = "test_predictions.csv"
 BOOTSTRAP_RESAMPLES = 1000
-
-
-def model_label(model: dict[str, Any]) -> str:
-    """The model's name in plots and reports (`model` section of metrics.json)."""
-    w = float(model.get("blend_weight", 1.0))
-    if w >= 1.0:
-        return LABELS["model"]
-    return f"model (calibrated {w:.2f} LightGBM + {1 - w:.2f} logistic regression)"
 
 
 def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Series | None:
@@ -137,15 +124,6 @@ def campaign_from(params: dict[str, Any]) -> Campaign:
             "needs all three; set them all, or none for the contact-depth curves alone"
         )
     return Campaign.from_params(section)
-
-
-def load_churn_model(model_dir: Path):
-    """The ChurnModel saved by the train stage, and its train_info.json."""
-    folder, info = Path(model_dir) / MODEL_SUBDIR, Path(model_dir) / INFO_NAME
-    if not (folder / "MLmodel").is_file() or not info.is_file():
-        raise UserError(f"no trained model in {model_dir}; run `dvc repro train` first")
-    model = load_pyfunc(str(folder)).unwrap_python_model()
-    return model, json.loads(info.read_text())
 
 
 def _curves(fn, y: np.ndarray, model: np.ndarray, baselines: dict, oracle) -> dict[str, Any]:
@@ -438,7 +416,7 @@ def _log_to_run(
     """Add test, baseline and oracle metrics, plots, the test fold (an MLflow dataset) and the
     promotion to the training run; the evaluation to its registered version."""
     from models.tracking import annotate_version
-    from pipeline.train import log_dataset
+    from pipeline.registry import log_dataset
 
     run_id = info["run_id"]
     try:

@@ -21,20 +21,27 @@ training drops too) are counted per run, never dropped in silence.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import typer
 
 from models.expected import expected_auc, expected_auc_interval, interval
 from models.metrics import binary_metrics, calibration_bins
+from models.tracking import configure
+from pipeline.engine import data_end, ibis_tables
 from pipeline.errors import UserError
-from pipeline.featurize import LABEL, LabelSpec, add_labels, data_end, ibis_tables
-from pipeline.history import Run, runs
-from pipeline.lineage import fingerprint
-from pipeline.validate import Validated
+from pipeline.history import Run, folder, runs
+from pipeline.io import atomic_files
+from pipeline.labels import LABEL, LabelSpec, add_labels
+from pipeline.lineage import data_lineage, fingerprint
+from pipeline.paths import repo_root
+from pipeline.progress import step
+from pipeline.validate import Validated, load
 
 log = logging.getLogger(__name__)
 
@@ -380,3 +387,46 @@ def log_to_mlflow(results: list[dict[str, Any]]) -> int:
             client.tracking_uri,
         )
     return logged
+
+
+def run(data: Path, history: Path | None, out: Path, params: dict[str, Any]) -> list[str]:
+    """`churn monitor`: judge every past score run in `history` (None: params score.history)
+    against the data folder `data`; write the figures DVC compares to `out` and every detail
+    beside it (OUT_runs.json), log them to the models' MLflow runs, print the table. Returns
+    the alerts. Raises UserError (exit 2) on bad settings or data."""
+    setting = (params.get("score") or {}).get("history", "outputs/history")
+    where = history or folder(setting)
+    if where is None:
+        raise UserError("score.history is null: no score runs are kept; give --history DIR")
+    level = (params.get("monitor") or {}).get("level", LEVEL)
+    if level not in (0.9, 0.95, 0.99):
+        raise UserError(f"monitor.level must be 0.9, 0.95 or 0.99, not {level!r}")
+    validated = load(data, params.get("validate"))
+    with step("judging the past score runs against the data at hand"):
+        results = monitor(validated, where, data_lineage(params), level)
+    found = alerts(results)
+    details = out.with_name(out.stem + "_runs.json")
+    summary = {"data_end": validated.data_end, "level": level, **metrics(results)}
+    with atomic_files([out, details]) as (tmp, tmp_details):
+        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        tmp_details.write_text(
+            json.dumps(
+                {
+                    "data_end": validated.data_end,
+                    "level": level,
+                    "runs": results,
+                    "alerts": found,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
+    if "mlflow" in params:
+        configure(repo_root(), params["mlflow"]["experiment"])
+        logged = log_to_mlflow(results)
+        if logged:
+            typer.echo(f"logged {logged} figure(s) to the models' MLflow runs (monitor.*)")
+    typer.echo(render(results))
+    typer.echo(f"-> {out} (DVC metrics), {details}")
+    return found

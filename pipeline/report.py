@@ -28,18 +28,18 @@ from models.promotion import Decision  # noqa: E402
 from models.reasons import contributions, feature_groups, group_contributions  # noqa: E402
 from models.tracking import configure  # noqa: E402
 from pipeline import figures  # noqa: E402
-from pipeline.errors import UserError  # noqa: E402
-from pipeline.evaluate import (  # noqa: E402
-    DEPTHS,
+from pipeline.artifacts import (
     EVALUATION_NAME,
-    LABELS,
+    MONITOR_RUNS,  # noqa: E402
     PROMOTION_NAME,
     load_churn_model,
-    model_label,
+    read_frame,  # noqa: E402
 )
-from pipeline.featurize import LABEL  # noqa: E402
+from pipeline.errors import UserError  # noqa: E402
+from pipeline.figures import DEPTHS, LABELS, model_label
 from pipeline.io import atomic_file  # noqa: E402
-from pipeline.train import folds_for, read_frame  # noqa: E402
+from pipeline.labels import LABEL  # noqa: E402
+from pipeline.split import folds_for  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,10 @@ def top_accounts(
     scored as the score stage scores them (`churn score --all-active --model MODEL_DIR`): the
     same probabilities, tiers, reasons with the training fold's typical values, and actions.
     None without the data to score."""
-    from pipeline.featurize import data_end
-    from pipeline.score import Settings, load_scoring_model, score
+    from pipeline.engine import data_end
+    from pipeline.registry import load_scoring_model
+    from pipeline.scoring import score
+    from pipeline.tiers import Settings
     from pipeline.validate import load
 
     if data_dir is None or not Path(data_dir).is_dir():
@@ -268,9 +270,6 @@ def accounts_section(found: tuple[pd.DataFrame, str] | None) -> list[str]:
         "feature, else its group (params score.playbook).</p>",
         accounts_table(top),
     ]
-
-
-MONITOR_RUNS = "monitor_runs.json"  # written by `churn monitor` beside reports/monitor.json
 
 
 def monitor_figure(runs: list[dict[str, Any]], most: int = 12) -> str:

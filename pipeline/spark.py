@@ -198,7 +198,7 @@ def spark_tables(validated: Validated, con: Any | None = None) -> Iterator[dict[
 
 
 def _join(spec: Any) -> Any:
-    from pipeline.featurize import EngineSpec
+    from pipeline.engine import EngineSpec
 
     if spec is not None and spec.engine in ("window", "sliding"):
         log.warning("features.engine %s does not run on Spark; using the join engine", spec.engine)
@@ -215,7 +215,7 @@ def features_at(
     con: Any | None = None,
 ) -> pd.DataFrame:
     """pipeline.featurize.features_at, computed by Spark (always by the join engine)."""
-    from pipeline.featurize import features_at as at
+    from pipeline.engine import features_at as at
 
     with spark_tables(validated, con) as t:
         return at(validated, as_of, cfg, label, groups, _join(spec), tables=t)
@@ -231,7 +231,7 @@ def training_frame(
     con: Any | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """pipeline.featurize.training_frame, computed by Spark (always by the join engine)."""
-    from pipeline.featurize import training_frame as frame
+    from pipeline.frame import training_frame as frame
 
     with spark_tables(validated, con) as t:
         return frame(validated, cutoffs, cfg, label, groups, _join(spec), tables=t)

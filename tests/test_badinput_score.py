@@ -17,7 +17,8 @@ import pytest
 
 from features import FeatureConfig
 from models.churn_model import ChurnModel
-from pipeline.featurize import LabelSpec, features_at
+from pipeline.engine import features_at
+from pipeline.labels import LabelSpec
 from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
 from pipeline.validate import load

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from features import FeatureConfig, build_features, compiled, eligible_spine
+from pipeline.engine import features_at, ibis_tables
 from pipeline.explain import _one_account
-from pipeline.featurize import LabelSpec, features_at, ibis_tables
+from pipeline.labels import LabelSpec
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
 from pipeline.validate import check, load, write_clean

@@ -29,7 +29,7 @@ from pipeline.errors import UserError
 from pipeline.evaluate import promote
 from pipeline.lineage import data_lineage, fingerprint, source_of
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.score import load_scoring_model
+from pipeline.registry import load_scoring_model
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
 from pipeline.validate import load

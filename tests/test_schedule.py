@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.featurize import LabelSpec, schedule_for
+from pipeline.labels import LabelSpec
+from pipeline.schedule import schedule_for
 from pipeline.split import split_cutoffs
 
 T = pd.Timestamp

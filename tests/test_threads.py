@@ -13,7 +13,9 @@ import pytest
 
 from features import FeatureConfig
 from features.build import LIMIT, UNIT, fixed_point
-from pipeline.featurize import EngineSpec, LabelSpec, features_at, training_frame
+from pipeline.engine import EngineSpec, features_at
+from pipeline.frame import training_frame
+from pipeline.labels import LabelSpec
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
 from pipeline.validate import REPORT_NAME, check, load, write_clean
