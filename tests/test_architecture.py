@@ -26,8 +26,9 @@ def modules() -> dict[str, Path]:
     """Dotted name -> file, for every module of the three parts."""
     found = {}
     for part in PARTS:
-        for path in sorted((ROOT / part).glob("*.py")):
-            found[part if path.stem == "__init__" else f"{part}.{path.stem}"] = path
+        for path in sorted((ROOT / part).rglob("*.py")):
+            dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[dotted.removesuffix(".__init__")] = path
     return found
 
 
@@ -45,14 +46,26 @@ def _executed(tree: ast.AST):
 
 
 @cache
-def imports(name: str, packages: bool = True) -> frozenset[str]:
-    """The project's modules that `name` imports, anywhere in its file; with `packages`, also
-    the package of each (importing `a.b` runs `a/__init__.py` first: a file the stage runs, but
-    not an import loop when that `__init__` imports `a.b` back)."""
+def imports(
+    name: str, packages: bool = True, top: bool = False, function: str | None = None
+) -> frozenset[str]:
+    """The project's modules that `name` imports, anywhere in its file (with `top`, only at the
+    top of the file; with `function`, at the top, in that function and in the file's
+    undecorated functions, its helpers); with `packages`, also the packages of each (importing
+    `a.b.c` runs `a/__init__.py` and `a/b/__init__.py` first: files the stage runs, but not an
+    import loop when such an `__init__` imports `a.b.c` back)."""
     path, known = modules()[name], modules()
     package = name if path.stem == "__init__" else name.rpartition(".")[0]
     named: set[str] = set()
-    for node in _executed(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    if function:  # the top of the file, that function, and the undecorated helpers
+        body = [n for n in tree.body if getattr(n, "name", None) == function]
+        assert body, f"{name} has no function {function}"
+        helpers = [n for n in tree.body if isinstance(n, ast.FunctionDef) and not n.decorator_list]
+        nodes = [*tree.body, *(x for f in [body[0], *helpers] for x in _executed(f))]
+    else:
+        nodes = tree.body if top else _executed(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
             named |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -65,12 +78,17 @@ def imports(name: str, packages: bool = True) -> frozenset[str]:
                 named.add(sub if sub in known else base)
     found = {m for m in named if m in known}
     if packages:
-        found |= {m.partition(".")[0] for m in found}
+        found |= {p for m in found for p in _packages(m) if p in known}
     return frozenset(found - {name})
 
 
-def reached(start: str) -> set[str]:
-    seen, todo = set(), [start]
+def _packages(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def reached(start: str | set[str]) -> set[str]:
+    seen, todo = set(), [start] if isinstance(start, str) else list(start)
     while todo:
         name = todo.pop()
         if name not in seen:
@@ -83,12 +101,23 @@ def stages() -> dict[str, dict]:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-@pytest.mark.parametrize("stage", sorted(stages()))
-def test_every_module_a_stage_runs_is_in_its_deps(stage):
+def stage_files(stage: str) -> list[str]:
+    """The files a stage runs: its command `churn <stage>` runs pipeline/cli.py, what cli.py
+    imports at its top and in the verb's function (the stage module), and what those import,
+    anywhere (a lazy import runs when the stage does)."""
     module = f"pipeline.{stage}"
     assert module in modules(), f"dvc.yaml stage {stage!r} has no module {module}"
+    cmd = str(stages()[stage]["cmd"]).split()
+    assert cmd[:2] == ["churn", stage], f"dvc.yaml stage {stage!r} runs {cmd[:2]}"
+    runs = {"pipeline.cli"} | reached(imports("pipeline.cli", function=stage))
+    assert module in runs, f"`churn {stage}` does not import {module}"
+    return sorted(modules()[m].relative_to(ROOT).as_posix() for m in runs)
+
+
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_every_module_a_stage_runs_is_in_its_deps(stage):
     deps = [str(d).rstrip("/") for d in stages()[stage].get("deps", [])]
-    files = sorted(modules()[m].relative_to(ROOT).as_posix() for m in reached(module))
+    files = stage_files(stage)
     missing = [f for f in files if not any(f == d or f.startswith(d + "/") for d in deps)]
     assert not missing, f"dvc.yaml stage {stage!r} runs files its deps do not list: {missing}"
 
