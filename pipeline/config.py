@@ -56,6 +56,7 @@ class Label(Section):
     mode: Literal["auto", "explicit", "inactivity"] = "auto"
     lead_days: int = Field(0, ge=0)
     horizon_days: int = Field(90, ge=1)
+    active_days: int = Field(365, ge=1)  # inactivity labels: eligible if it ordered this recently
 
 
 class Schedule(Section):
@@ -77,6 +78,11 @@ class Features(Section):
     transactional_types: list[str] = ["price_negotiation", "contract_negotiation", "dispute"]
     collaborative_types: list[str] = ["planning_meeting", "design_collaboration", "business_review"]
     sharing_types: list[str] = ["forecast_shared", "planning_meeting", "design_collaboration"]
+    # not in the shipped params.yaml: the contract's vocabulary fixes them (docs/data-contract.md)
+    contract_link_types: list[str] = ["service_contract", "maintenance_contract"]
+    engineering_departments: list[str] = ["engineering", "manufacturing"]
+    sales_departments: list[str] = ["sales", "management"]
+    service_departments: list[str] = ["service", "quality"]
 
 
 class Split(Section):
@@ -132,6 +138,7 @@ class Score(Section):
     change_days: int = Field(28, ge=1)
     history: str | None = "outputs/history"
     drift: Drift = Drift()
+    engine: Literal["duckdb", "spark"] = "duckdb"
 
 
 class Monitor(Section):

@@ -11,7 +11,9 @@ from pipeline.errors import UserError
 
 
 def load_params(path: Path) -> dict[str, Any]:
-    """Load the params file, with a clear error when it is missing or malformed."""
+    """Load the params file, with a clear error (UserError, exit 2) when it is missing, is not
+    YAML, or breaks its schema (pipeline/config.py: an unknown key, with the nearest valid one,
+    or a value of the wrong type)."""
     if not path.is_file():
         raise UserError(
             f"params file not found: {path} (run from the project folder or pass --params)"
@@ -22,6 +24,9 @@ def load_params(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a mapping of sections (data, label, train, ...)")
+    from pipeline.config import check
+
+    check(data, str(path))  # unknown keys and wrong types: exit 2, naming each
     return data
 
 
