@@ -116,23 +116,23 @@ def simulate(
     from pipeline.simulate import write as write_world
 
     params = _params(params_file)
-    sim, label = params.get("simulate", {}), params.get("label", {})
+    sim, label = params["simulate"], params["label"]  # complete: pipeline/config.py
     try:
         config = SimConfig(
-            n_accounts=accounts if accounts is not None else sim.get("accounts", 5000),
-            seed=seed if seed is not None else sim.get("seed", 42),
-            start=str(sim.get("start", "2023-01-02")),
-            weeks=sim.get("weeks", 156),
-            lead_days=label.get("lead_days", 0),
-            horizon_days=label.get("horizon_days", 90),
-            mc_samples=sim.get("mc_samples", 64),
-            shift_week=sim.get("shift_week"),
-            shift_offers=sim.get("shift_offers", 3.0),
-            shift_health=sim.get("shift_health", 0.45),
+            n_accounts=accounts if accounts is not None else sim["accounts"],
+            seed=seed if seed is not None else sim["seed"],
+            start=str(sim["start"]),
+            weeks=sim["weeks"],
+            lead_days=label["lead_days"],
+            horizon_days=label["horizon_days"],
+            mc_samples=sim["mc_samples"],
+            shift_week=sim["shift_week"],
+            shift_offers=sim["shift_offers"],
+            shift_health=sim["shift_health"],
         )
     except (ValueError, TypeError) as exc:  # the config checks itself
         raise UserError(f"params.yaml simulate: {exc}") from None
-    fmt = fmt or sim.get("format", "csv")
+    fmt = fmt or sim["format"]
     if fmt not in ("csv", "parquet"):
         raise UserError(f"--format must be csv or parquet, not {fmt!r}")
     started = time.perf_counter()
@@ -352,7 +352,9 @@ def compare(
     from pipeline.compare import compare as compare_runs
 
     params = _optional_params(params_file)
-    name = experiment or (params.get("mlflow") or {}).get("experiment", "churn")
+    from pipeline.config import defaults
+
+    name = experiment or (params.get("mlflow") or defaults("mlflow"))["experiment"]
     typer.echo(compare_runs(repo_root(), name, last))
 
 

@@ -1,11 +1,11 @@
-"""params.yaml described once (DRAFT for issue 17, not wired in yet): one pydantic model per
-section, every default here, unknown keys refused.
+"""params.yaml described once: one pydantic model per section, every default here, unknown keys
+refused. pipeline/params.py reads the file through `complete`, so every command sees every key.
 
 `check(raw)` returns the typed `Params` or raises UserError (exit 2) naming each wrong key
 with the nearest valid one (`train.num_leave: unknown key; did you mean train.num_leaves?`)
 and each wrong type with what was given. Types are as permissive as the code that reads them
-today (a date may be a YAML date or text; the stage parses it), so that wiring this in
-changes no result.
+(a date may be a YAML date or text; the stage parses it); finer checks of a value stay with
+the code that uses it, whose messages say how to fix it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.contract import LATE_GAP_DAYS
 from pipeline.errors import UserError
 
 Day = dt.date | str | None
@@ -27,14 +28,14 @@ class Section(BaseModel):
 
 class Data(Section):
     raw: str = "data/raw"
-    truth: str | None = "data/truth.parquet"
+    truth: str | None = None  # the simulator's ground truth (params.yaml: data/truth.parquet)
     lineage: str | None = None
 
 
 class Validate(Section):
     policy: Literal["fail", "drop"] = "fail"
     end_date: Day = None
-    gap_days: int | None = Field(180, ge=1)
+    gap_days: int | None = Field(LATE_GAP_DAYS, ge=1)
     vocabulary: dict[str, dict[str, str] | None] = Field(
         default_factory=lambda: {"interactions.type": {}, "links.link_type": {}}
     )
@@ -187,6 +188,17 @@ def _message(error: dict[str, Any]) -> str:
         hint = f"; did you mean {where + '.' if where else ''}{near[0]}?" if near else ""
         return f"{name}: unknown key{hint} (valid here: {', '.join(valid)})"
     return f"{name}: {error['msg']} (got {error.get('input')!r})"
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of one section, as plain values."""
+    return Params().model_dump(by_alias=True)[section]
+
+
+def complete(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
+    """`raw` checked (see check) and completed: every section and key, the schema's default
+    where `raw` has none, as plain values (the form every stage reads)."""
+    return check(raw, source).model_dump(by_alias=True)
 
 
 def check(raw: dict[str, Any], source: str = "params.yaml") -> Params:

@@ -18,6 +18,7 @@ import pyarrow as pa
 from features import FeatureConfig, build_features, compiled, eligible_spine
 from features.build import ENGINES, KEYS, Cache, choose_engine
 from features.catalog import GROUPS
+from pipeline.config import defaults
 from pipeline.errors import UserError
 from pipeline.labels import LabelSpec, spine_active_days
 from pipeline.validate import Validated
@@ -25,15 +26,22 @@ from pipeline.validate import Validated
 log = logging.getLogger(__name__)
 
 
+_FEATURES = defaults("features")  # params.yaml's defaults live in pipeline/config.py only
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """How features are computed (params.yaml `features`: engine, threads, memory_limit)."""
 
-    engine: str = "auto"  # auto (join for one cutoff, window for a schedule), join or window
+    engine: str = _FEATURES[
+        "engine"
+    ]  # auto (join for one cutoff, window for a schedule), join or window
     # None: every core. Sums and means add values rounded to fixed decimal places, exactly
     # (features.build.fixed_point), so the tables are byte-identical with any thread count.
-    threads: int | None = None
-    memory_limit: str | None = None  # DuckDB's, e.g. "4GB": larger work spills to disk
+    threads: int | None = _FEATURES["threads"]
+    memory_limit: str | None = _FEATURES[
+        "memory_limit"
+    ]  # DuckDB's, e.g. "4GB": larger work spills to disk
 
     @classmethod
     def from_params(cls, params: dict) -> EngineSpec:

@@ -10,6 +10,7 @@ import ibis
 import ibis.expr.types as ir
 
 from features.build import KEYS
+from pipeline.config import defaults
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,17 @@ LABEL = "label"
 LABEL_MODES = ("auto", "explicit", "inactivity")
 
 
+_LABEL = defaults("label")  # params.yaml's defaults live in pipeline/config.py only
+
+
 @dataclass(frozen=True)
 class LabelSpec:
     """How churn is defined: the label window [cutoff + lead, cutoff + lead + horizon)."""
 
-    mode: str = "auto"
-    lead_days: int = 0
-    horizon_days: int = 90
-    active_days: int = 365  # inactivity mode: eligible only if it ordered this recently
+    mode: str = _LABEL["mode"]
+    lead_days: int = _LABEL["lead_days"]
+    horizon_days: int = _LABEL["horizon_days"]
+    active_days: int = _LABEL["active_days"]  # inactivity: eligible if it ordered this recently
 
     @classmethod
     def from_params(cls, params: dict) -> LabelSpec:

@@ -33,6 +33,7 @@ import typer
 from models.expected import expected_auc, expected_auc_interval, interval
 from models.metrics import binary_metrics, calibration_bins
 from models.tracking import configure
+from pipeline.config import defaults
 from pipeline.engine import data_end, ibis_tables
 from pipeline.errors import UserError
 from pipeline.history import Run, folder, runs
@@ -394,11 +395,15 @@ def run(data: Path, history: Path | None, out: Path, params: dict[str, Any]) -> 
     against the data folder `data`; write the figures DVC compares to `out` and every detail
     beside it (OUT_runs.json), log them to the models' MLflow runs, print the table. Returns
     the alerts. Raises UserError (exit 2) on bad settings or data."""
-    setting = (params.get("score") or {}).get("history", "outputs/history")
+    score, watch = (
+        params.get("score") or defaults("score"),
+        params.get("monitor") or defaults("monitor"),
+    )
+    setting = score["history"]
     where = history or folder(setting)
     if where is None:
         raise UserError("score.history is null: no score runs are kept; give --history DIR")
-    level = (params.get("monitor") or {}).get("level", LEVEL)
+    level = watch["level"]
     if level not in (0.9, 0.95, 0.99):
         raise UserError(f"monitor.level must be 0.9, 0.95 or 0.99, not {level!r}")
     validated = load(data, params.get("validate"))

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.config import defaults
 from pipeline.errors import UserError
-from pipeline.history import DEFAULT as DEFAULT_HISTORY
 
 log = logging.getLogger(__name__)
 
 
-DEFAULT_TIERS = {"high": 0.05, "medium": 0.20, "low": 1.0}  # shares of the active accounts
+_SCORE = defaults("score")  # params.yaml's defaults live in pipeline/config.py only
+DEFAULT_TIERS = _SCORE["tiers"]  # shares of the active accounts
 
 
 # The action for the leading reason, by its group; params.yaml `score.playbook` replaces these
@@ -42,31 +43,35 @@ class Settings:
     """The `score` section of params.yaml."""
 
     tiers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIERS))
-    tiers_by: str = "share"  # top shares of the active accounts; or "probability": lowest p
-    reason_tiers: tuple[str, ...] = ("high", "medium")
-    min_contribution: float = 0.01
+    tiers_by: str = _SCORE["tiers_by"]  # top shares of the active accounts; or "probability"
+    reason_tiers: tuple[str, ...] = tuple(_SCORE["reasons"]["tiers"])
+    min_contribution: float = _SCORE["reasons"]["min_contribution"]
     playbook: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PLAYBOOK))
-    change_days: int = 28
-    psi_threshold: float = 0.25
-    drift_min_rows: int = 200
-    engine: str = "duckdb"  # or spark: features by Spark, probabilities by mlflow's spark_udf
-    history: str | None = DEFAULT_HISTORY  # every run kept here (pipeline/history.py); None: not
+    change_days: int = _SCORE["change_days"]
+    psi_threshold: float = _SCORE["drift"]["psi_threshold"]
+    drift_min_rows: int = _SCORE["drift"]["min_rows"]
+    engine: str = _SCORE["engine"]  # or spark: features by Spark, probabilities by spark_udf
+    history: str | None = _SCORE["history"]  # every run kept here (pipeline/history.py)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
-        reasons_ = params.get("reasons") or {}
-        drift = params.get("drift") or {}
+        """From params.yaml's `score` section; a key it lacks takes the schema's default
+        (pipeline/config.py). Raises UserError naming a wrong value."""
+        base = defaults("score")
+        given = {**base, **params}
+        reasons_ = {**base["reasons"], **(params.get("reasons") or {})}
+        drift = {**base["drift"], **(params.get("drift") or {})}
         settings = cls(
-            tiers=dict(params.get("tiers") or DEFAULT_TIERS),
-            tiers_by=params.get("tiers_by", "share"),
-            reason_tiers=tuple(reasons_.get("tiers", ("high", "medium"))),
-            min_contribution=float(reasons_.get("min_contribution", 0.01)),
-            playbook={**DEFAULT_PLAYBOOK, **(params.get("playbook") or {})},
-            change_days=int(params.get("change_days", 28)),
-            psi_threshold=float(drift.get("psi_threshold", 0.25)),
-            drift_min_rows=int(drift.get("min_rows", 200)),
-            engine=str(params.get("engine", "duckdb")),
-            history=params.get("history", DEFAULT_HISTORY) or None,
+            tiers=dict(given["tiers"] or base["tiers"]),
+            tiers_by=given["tiers_by"],
+            reason_tiers=tuple(reasons_["tiers"]),
+            min_contribution=float(reasons_["min_contribution"]),
+            playbook={**DEFAULT_PLAYBOOK, **(given["playbook"] or {})},
+            change_days=int(given["change_days"]),
+            psi_threshold=float(drift["psi_threshold"]),
+            drift_min_rows=int(drift["min_rows"]),
+            engine=str(given["engine"]),
+            history=given["history"] or None,
         )
         if settings.engine not in ("duckdb", "spark"):
             raise UserError(f"the scoring engine must be duckdb or spark; got {settings.engine!r}")

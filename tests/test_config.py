@@ -31,9 +31,10 @@ def _within(given: dict, defaults: dict, where: str = "") -> list[str]:
 
 def test_the_shipped_values_are_the_schema_defaults():
     """params.yaml shows the schema's defaults (and the playbook's feature-keyed actions, added
-    to its group actions): a user reads there what runs."""
+    to its group actions), but for the simulator's truth file: a user reads there what runs."""
     shipped = dict(SHIPPED, score={k: v for k, v in SHIPPED["score"].items() if k != "playbook"})
-    assert _within(shipped, Params().model_dump(by_alias=True)) == []
+    # data.truth: the simulator's ground truth, shipped for the simulated world; own data has none
+    assert _within(shipped, Params().model_dump(by_alias=True)) == ["data.truth"]
 
 
 @pytest.mark.parametrize(
