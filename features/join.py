@@ -21,6 +21,7 @@ from features.streams import KEYS, STREAMS, StreamView, epoch_of, timestamp_lite
 
 
 def in_window(age: ir.IntegerValue, agg: Agg, cfg: FeatureConfig) -> ir.BooleanValue:
+    """Whether an event `age` days before the cutoff's day is inside `agg`'s window."""
     lo, hi = cfg.window(agg.window)
     inside = age > lo
     return inside if hi is None else inside & (age <= hi)
