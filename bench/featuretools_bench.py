@@ -46,7 +46,7 @@ ROOT = HERE.parent
 INSTALL_HINT = 'pip install -c requirements.lock -e ".[bench]"'
 SIDES = ("ours", "ours_matched", "featuretools")
 # |ours - theirs| <= ABS_TOLERANCE + REL_TOLERANCE * |theirs|: our sums and means add each
-# value in whole millionths (features.build.fixed_point), Featuretools adds doubles
+# value in whole millionths (features.fixed_point.fixed_point), Featuretools adds doubles
 ABS_TOLERANCE = 1e-6
 REL_TOLERANCE = 1e-8
 

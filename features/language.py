@@ -62,7 +62,7 @@ class FeatureConfig:
 
 
 # Where a row of an event stream is placed in time, and which rows it holds: see
-# features/build.py STREAMS. Streams marked there as `join_only` may use the cutoff itself in
+# features/streams.py STREAMS. Streams marked there as `join_only` may use the cutoff itself in
 # their conditions (a link is active at the cutoff if it had not ended before it).
 Cond = Callable[[ir.Table, FeatureConfig], ir.BooleanValue]
 

@@ -1,5 +1,5 @@
 """Features are byte-identical whatever the number of DuckDB threads: sums and means add
-whole millionths (features.build.fixed_point), exactly, in any order."""
+whole millionths (features.fixed_point.fixed_point), exactly, in any order."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import FeatureConfig
-from features.build import LIMIT, UNIT, fixed_point
+from features.fixed_point import LIMIT, UNIT, fixed_point
 from pipeline.engine import EngineSpec, features_at
 from pipeline.frame import training_frame
 from pipeline.labels import LabelSpec
