@@ -1,4 +1,4 @@
-"""The input data contract (DESIGN section 4): tables, columns, types, vocabularies and rules.
+"""The input data contract: tables, columns, types, vocabularies and rules.
 
 docs/data-contract.md describes every rule here and the message each breach gets.
 """
@@ -98,6 +98,9 @@ class DateOrder:
     fix: str
 
 
+# The vocabularies of interactions.type and links.link_type, defined here once. The simulator
+# (pipeline/simulator/constants.py) uses them too and draws each type by its position, so
+# reordering a tuple changes every simulated world (appending a type changes it as well).
 INTERACTION_TYPES = (
     "complaint",
     "service_request",
