@@ -75,6 +75,9 @@ class Features(Section):
     memory_limit: str | None = None
     recent_days: int = Field(90, ge=1)
     long_days: int = Field(365, ge=1)
+    # the feature library's defaults (features/language.py FeatureConfig, features/catalog.py
+    # GROUPS), repeated so that reading params does not import features/ (tests/test_config.py
+    # checks they agree)
     direct_channels: list[str] = ["ordering_terminal", "edi", "portal", "vmi"]
     transactional_types: list[str] = ["price_negotiation", "contract_negotiation", "dispute"]
     collaborative_types: list[str] = ["planning_meeting", "design_collaboration", "business_review"]

@@ -61,18 +61,44 @@ def test_a_wrong_key_or_value_is_named(raw, said):
 def test_every_command_that_reads_params_refuses_an_unknown_key(tmp_path):
     """Through the CLI: `train.num_leave: 15` was silently ignored; now it is an exit 2 that
     names it, with the nearest valid key, before any work."""
+    import os
     import subprocess
     import sys
 
     bad = dict(SHIPPED, train=dict(SHIPPED["train"], num_leave=15))
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
+    root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "train", "--params", str(path)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},  # this checkout's code
     )
     assert done.returncode == 2, done.stderr
     assert "train.num_leave: unknown key; did you mean train.num_leaves?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_schema_and_the_libraries_agree_on_their_defaults():
+    """The feature library keeps its own defaults (usable without the application); the schema
+    repeats them so that reading params imports no features/ (DVC would rerun the simulator on a
+    feature's edit). The simulator's trust types are the features' too."""
+    from features.catalog import GROUPS
+    from features.language import FeatureConfig
+    from pipeline.config import defaults
+    from pipeline.simulator.constants import COLLABORATIVE, TRANSACTIONAL
+
+    library, schema = FeatureConfig(), defaults("features")
+    for name in library.__dataclass_fields__:
+        assert (
+            tuple(schema[name]) == getattr(library, name)
+            if isinstance(getattr(library, name), tuple)
+            else schema[name] == getattr(library, name)
+        ), name
+    assert tuple(schema["groups"]) == tuple(GROUPS)
+    assert (
+        library.transactional_types,
+        library.collaborative_types,
+    ) == (TRANSACTIONAL, COLLABORATIVE)

@@ -35,6 +35,9 @@ DEPARTMENTS = (
 )
 REASONS = ("competitor_offer", "service_failure", "price", "sponsor_change", "unknown")
 # the trust types: meetings spent on price, contracts and blame, or on working together
+# the trust types as the feature library's defaults name them (features/language.py
+# FeatureConfig; tests/test_config.py checks they agree): the simulator does not import features/,
+# so that editing a feature does not make DVC simulate the world again
 TRANSACTIONAL = ("price_negotiation", "contract_negotiation", "dispute")
 COLLABORATIVE = ("planning_meeting", "design_collaboration", "business_review")
 assert set(TRANSACTIONAL + COLLABORATIVE) <= set(INTERACTION_TYPES)
