@@ -134,6 +134,7 @@ class Validated:
 
 
 def quote(name: str) -> str:
+    """`name` as a SQL identifier (double-quoted)."""
     return '"' + name.replace('"', '""') + '"'
 
 
