@@ -8,7 +8,7 @@ Steps (each in a fresh process, so that its peak resident memory is its own):
 
 - simulate: the world in Parquet (skipped with --reuse; no Monte Carlo truth unless
   --mc-samples), into WORLD/raw
-- validate: what `churn validate` does (pipeline.validate.check + write_clean) into
+- validate: what `churn validate` does (pipeline.checking.check + pipeline.store.write_clean) into
   WORLD/clean, with DuckDB under the same --threads and --memory-limit as the features
 - trusted_clean (instead of validate, not by default): the same clean folder without the
   checks, for simulated worlds too large to validate in the time at hand
@@ -150,7 +150,8 @@ def step_validate(s: dict[str, Any]) -> dict[str, Any]:
     """What `churn validate` does (check + write_clean), under the bench's threads and limit."""
     import duckdb
 
-    from pipeline.validate import check, write_clean
+    from pipeline.checking import check
+    from pipeline.store import write_clean
 
     spec = _engine(s["params"])
     connect = duckdb.connect
@@ -178,7 +179,7 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
     """The clean folder validate would write, without its checks: for simulated worlds only.
 
     Each contract column cast to its contract type, in file order, and the report that
-    `pipeline.validate.load` opens; at a million accounts this takes minutes where validate
+    `pipeline.store.load` opens; at a million accounts this takes minutes where validate
     takes most of an hour on this machine. Simulated data passes every check, so the tables
     are the ones validate writes (the bench's tests compare them).
     """
@@ -187,7 +188,7 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
     from pipeline.contract import EVENT_TIME, SQL_TYPES, TABLES
     from pipeline.io import atomic_dir, write_json
     from pipeline.lineage import source_of
-    from pipeline.validate import REPORT_NAME
+    from pipeline.store import REPORT_NAME
 
     spec = _engine(s["params"])
     raw, clean = Path(s["world"]) / "raw", Path(s["clean"])
@@ -264,7 +265,7 @@ def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
 
     from features.build import choose_engine
     from pipeline.engine import data_end, features_at
-    from pipeline.validate import load
+    from pipeline.store import load
 
     params = s["params"]
     cfg, label, groups = _feature_args(params)
@@ -290,7 +291,7 @@ def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
 
     from features.build import choose_engine
     from pipeline.cli import featurize as featurize_command
-    from pipeline.validate import load
+    from pipeline.store import load
 
     params, work = s["params"], Path(s["work"])
     _, label, _ = _feature_args(params)
@@ -411,7 +412,7 @@ def earlier_date(s: dict[str, Any]) -> str:
     import pandas as pd
 
     from pipeline.engine import data_end
-    from pipeline.validate import load
+    from pipeline.store import load
 
     days = int(s["params"].get("score", {}).get("change_days", 28))
     return str((data_end(load(Path(s["clean"]))) - pd.Timedelta(days=days)).date())

@@ -35,7 +35,7 @@ from pipeline.labels import LABEL, LabelSpec
 from pipeline.lineage import data_lineage
 from pipeline.paths import repo_root
 from pipeline.progress import step
-from pipeline.validate import Validated, load
+from pipeline.store import Validated, load
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,37 +111,9 @@ def simulate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Write a simulated B2B world (the five input tables) and its ground truth."""
-    from pipeline.simulate import SimConfig
-    from pipeline.simulate import write as write_world
+    from pipeline import simulate as stage
 
-    params = _params(params_file)
-    sim, label = params["simulate"], params["label"]  # complete: pipeline/config.py
-    try:
-        config = SimConfig(
-            n_accounts=accounts if accounts is not None else sim["accounts"],
-            seed=seed if seed is not None else sim["seed"],
-            start=str(sim["start"]),
-            weeks=sim["weeks"],
-            lead_days=label["lead_days"],
-            horizon_days=label["horizon_days"],
-            mc_samples=sim["mc_samples"],
-            shift_week=sim["shift_week"],
-            shift_offers=sim["shift_offers"],
-            shift_health=sim["shift_health"],
-        )
-    except (ValueError, TypeError) as exc:  # the config checks itself
-        raise UserError(f"params.yaml simulate: {exc}") from None
-    fmt = fmt or sim["format"]
-    if fmt not in ("csv", "parquet"):
-        raise UserError(f"--format must be csv or parquet, not {fmt!r}")
-    started = time.perf_counter()
-    with step(f"simulating {config.n_accounts:,} accounts over {config.weeks} weeks"):
-        rows = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
-    counts = ", ".join(f"{name} {n}" for name, n in rows.items())
-    typer.echo(
-        f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
-        f"{time.perf_counter() - started:.1f}s: {counts} -> {out}"
-    )
+    stage.run(out, truth, accounts, seed, fmt, _params(params_file))
 
 
 @app.command()
@@ -168,42 +139,9 @@ def validate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
-    from features.catalog import left_out
-    from pipeline.contract import LATE_GAP_DAYS
-    from pipeline.io import write_json
-    from pipeline.validate import REJECTS_NAME, check, write_clean
+    from pipeline import validate as stage
 
-    params = _optional_params(params_file)
-    settings = params.get("validate") or {}
-    with step(f"checking the tables in {data}"):
-        result = check(
-            data,
-            policy=policy or settings.get("policy", "fail"),
-            end_date=end_date if end_date is not None else settings.get("end_date"),
-            vocabulary=settings.get("vocabulary"),
-            gap_days=settings.get("gap_days", LATE_GAP_DAYS),
-        )
-    if report is not None:
-        write_json(result.report(), report)
-    result.raise_if_failed()
-    result.notes.extend(
-        f"{group}: left out {', '.join(names)}" for group, names in left_out(result.columns).items()
-    )
-    with step(f"writing the clean tables to {out}"):
-        write_clean(result, out)
-    for note in result.notes:
-        typer.echo(f"note: {note}")
-    if result.dropped:
-        typer.echo(
-            f"dropped {sum(result.dropped.values())} rows with problems "
-            f"({', '.join(f'{t} {n}' for t, n in result.dropped.items())}), listed in "
-            f"{out / REJECTS_NAME}:\n{result.summary()}",
-            err=True,
-        )
-    typer.echo(
-        f"valid: {', '.join(f'{t} {n} rows' for t, n in result.kept.items())}; "
-        f"data from {result.data_start} to {result.data_end}; clean tables in {out}"
-    )
+    stage.run(data, out, policy, end_date, report, _optional_params(params_file))
 
 
 @app.command()

@@ -32,7 +32,7 @@ PLAUSIBLE_DATES = ("1900-01-01", "2200-01-01")
 # Event dates far after the rest of the data (a typo such as 2099 for 2023): after a stretch of
 # more than validate.gap_days days (LATE_GAP_DAYS by default) with no event at all come events
 # that are few beside those before it: at most LATE_SHARE of them, or, when the stretch is
-# longer than the whole history before it, fewer than they are (pipeline.validate._late_tail).
+# longer than the whole history before it, fewer than they are (pipeline.timeline.late_tail).
 LATE_GAP_DAYS = 180
 LATE_SHARE = 0.01
 # Cell texts that mean "no value" in date and number columns (exports write them for empty).

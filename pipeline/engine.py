@@ -21,7 +21,7 @@ from features.catalog import GROUPS
 from pipeline.config import defaults
 from pipeline.errors import UserError
 from pipeline.labels import LabelSpec, spine_active_days
-from pipeline.validate import Validated
+from pipeline.store import Validated
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from pipeline.progress import step
 from pipeline.registry import load_scoring_model
 from pipeline.schedule import schedule_step
 from pipeline.scoring import SCORED, TOP, model_features, predict, status_of_unscored
+from pipeline.store import Validated, load
 from pipeline.tiers import Settings, actions, risk_tier, tier_bounds
-from pipeline.validate import Validated, load
 
 STABLE = 0.02  # a change in p_churn smaller than this over the window reads as stable
 

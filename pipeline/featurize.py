@@ -21,7 +21,7 @@ from pipeline.labels import LABEL, LabelSpec
 from pipeline.lineage import data_lineage, fingerprint
 from pipeline.progress import step
 from pipeline.schedule import schedule_for
-from pipeline.validate import load
+from pipeline.store import load
 
 
 def run(

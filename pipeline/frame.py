@@ -20,7 +20,7 @@ from features.build import KEYS, choose_engine
 from features.catalog import GROUPS
 from pipeline.engine import EngineSpec, _to_pandas, ibis_tables, spine_for
 from pipeline.labels import LABEL, LabelSpec, add_labels
-from pipeline.validate import Validated
+from pipeline.store import Validated
 
 log = logging.getLogger(__name__)
 

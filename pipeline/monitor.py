@@ -42,7 +42,7 @@ from pipeline.labels import LABEL, LabelSpec, add_labels
 from pipeline.lineage import data_lineage, fingerprint
 from pipeline.paths import repo_root
 from pipeline.progress import step
-from pipeline.validate import Validated, load
+from pipeline.store import Validated, load
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import pandas as pd
 from models.drift import REFERENCE_NAME, Reference
 from models.tracking import LoadedModel
 from pipeline.labels import LABEL
-from pipeline.validate import Validated
+from pipeline.store import Validated
 
 log = logging.getLogger(__name__)
 

@@ -176,8 +176,8 @@ def top_accounts(
     from pipeline.engine import data_end
     from pipeline.registry import load_scoring_model
     from pipeline.scoring import score
+    from pipeline.store import load
     from pipeline.tiers import Settings
-    from pipeline.validate import load
 
     if data_dir is None or not Path(data_dir).is_dir():
         return None

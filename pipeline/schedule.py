@@ -11,7 +11,7 @@ import pandas as pd
 from pipeline.engine import data_end
 from pipeline.errors import UserError
 from pipeline.labels import LabelSpec
-from pipeline.validate import Validated
+from pipeline.store import Validated
 
 log = logging.getLogger(__name__)
 

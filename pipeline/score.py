@@ -20,8 +20,8 @@ from pipeline.lineage import data_lineage
 from pipeline.progress import step
 from pipeline.registry import load_scoring_model
 from pipeline.scoring import COLUMNS, SCORED, Previous, write_scores
+from pipeline.store import load
 from pipeline.tiers import Settings
-from pipeline.validate import load
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from pipeline.io import atomic_files, check_table_suffix, neutralise
 from pipeline.labels import LabelSpec
 from pipeline.lineage import fingerprint
 from pipeline.progress import counter, step
+from pipeline.store import Validated
 from pipeline.tiers import Settings, actions, risk_tier, tier_bounds
-from pipeline.validate import Validated
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import typer
 
+from pipeline.errors import UserError
+from pipeline.progress import step
 from pipeline.simulator.settings import SimConfig
 from pipeline.simulator.tables import frames, latent_frame
 from pipeline.simulator.world import World
 from pipeline.simulator.write import write
 
-__all__ = ["SimConfig", "simulate", "simulate_with_latent", "write"]
+__all__ = ["SimConfig", "run", "simulate", "simulate_with_latent", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +59,43 @@ def simulate(config: SimConfig) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Return ({table: frame} for accounts, orders, interactions, links, churn; truth frame)."""
     tables, truth, _ = simulate_with_latent(config)
     return tables, truth
+
+
+def run(
+    out: Path,
+    truth: Path | None,
+    accounts: int | None,
+    seed: int | None,
+    fmt: str | None,
+    params: dict[str, Any],
+) -> None:
+    """`churn simulate`: write the world of params.yaml's `simulate` section (`accounts`, `seed`
+    and `fmt`, csv or parquet, override it) to the folder `out`, and its ground truth to `truth`
+    (None: OUT/../truth.parquet). Raises UserError (exit 2) on bad settings."""
+    sim, label = params["simulate"], params["label"]  # complete: pipeline/config.py
+    try:
+        config = SimConfig(
+            n_accounts=accounts if accounts is not None else sim["accounts"],
+            seed=seed if seed is not None else sim["seed"],
+            start=str(sim["start"]),
+            weeks=sim["weeks"],
+            lead_days=label["lead_days"],
+            horizon_days=label["horizon_days"],
+            mc_samples=sim["mc_samples"],
+            shift_week=sim["shift_week"],
+            shift_offers=sim["shift_offers"],
+            shift_health=sim["shift_health"],
+        )
+    except (ValueError, TypeError) as exc:  # the config checks itself
+        raise UserError(f"params.yaml simulate: {exc}") from None
+    fmt = fmt or sim["format"]
+    if fmt not in ("csv", "parquet"):
+        raise UserError(f"--format must be csv or parquet, not {fmt!r}")
+    started = time.perf_counter()
+    with step(f"simulating {config.n_accounts:,} accounts over {config.weeks} weeks"):
+        rows = write(config, out, truth or out.parent / "truth.parquet", fmt)
+    counts = ", ".join(f"{name} {n}" for name, n in rows.items())
+    typer.echo(
+        f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
+        f"{time.perf_counter() - started:.1f}s: {counts} -> {out}"
+    )

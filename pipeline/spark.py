@@ -37,7 +37,7 @@ import pandas as pd
 from features import FeatureConfig
 from features.catalog import GROUPS
 from pipeline.errors import UserError
-from pipeline.validate import Validated
+from pipeline.store import Validated
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def clean_parquet(validated: Validated) -> Iterator[Path]:
     ):
         yield folder
         return
-    from pipeline.validate import write_clean
+    from pipeline.store import write_clean
 
     with tempfile.TemporaryDirectory(prefix="aftersale-spark-") as tmp:
         write_clean(validated, Path(tmp) / "clean")

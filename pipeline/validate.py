@@ -16,24 +16,63 @@ The validate stage (`churn validate`, the `validate` stage of dvc.yaml): `check`
 raw folder the same way (pipeline.store.load): pipeline.readers (files), pipeline.rules (row
 rules), pipeline.timeline (the late tail), pipeline.notes (data notes), pipeline.checking
 (`check`), pipeline.outcome (`Problem`, `Validated`) and pipeline.store (`load`, `write_clean`,
-`rejects`). This module names what the stage uses; later stages import the store from
-pipeline.store.
+`rejects`). This module is the stage's run; later stages open the store from pipeline.store.
 """
 
 from __future__ import annotations
 
-from pipeline.checking import check, parse_vocabulary
-from pipeline.outcome import Problem, Validated
-from pipeline.store import REJECTS_NAME, REPORT_NAME, load, rejects, write_clean
+from pathlib import Path
+from typing import Any
 
-__all__ = [
-    "REJECTS_NAME",
-    "REPORT_NAME",
-    "Problem",
-    "Validated",
-    "check",
-    "load",
-    "parse_vocabulary",
-    "rejects",
-    "write_clean",
-]
+import typer
+
+from features.catalog import left_out
+from pipeline.checking import check
+from pipeline.config import defaults
+from pipeline.io import write_json
+from pipeline.progress import step
+from pipeline.store import REJECTS_NAME, write_clean
+
+
+def run(
+    data: Path,
+    out: Path,
+    policy: str | None,
+    end_date: str | None,
+    report: Path | None,
+    params: dict[str, Any],
+) -> None:
+    """`churn validate`: check the tables in `data` against the contract and write the clean
+    tables to `out`; `policy` and `end_date` (text) override params.yaml's `validate` section,
+    and `report` also gets the JSON report, even when the check fails. Raises UserError (exit
+    2), writing nothing to `out`, when the data breaks the contract."""
+    settings = params.get("validate") or defaults("validate")  # no params file: the schema's
+    with step(f"checking the tables in {data}"):
+        result = check(
+            data,
+            policy=policy or settings["policy"],
+            end_date=end_date if end_date is not None else settings["end_date"],
+            vocabulary=settings["vocabulary"],
+            gap_days=settings["gap_days"],
+        )
+    if report is not None:
+        write_json(result.report(), report)
+    result.raise_if_failed()
+    result.notes.extend(
+        f"{group}: left out {', '.join(names)}" for group, names in left_out(result.columns).items()
+    )
+    with step(f"writing the clean tables to {out}"):
+        write_clean(result, out)
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    if result.dropped:
+        typer.echo(
+            f"dropped {sum(result.dropped.values())} rows with problems "
+            f"({', '.join(f'{t} {n}' for t, n in result.dropped.items())}), listed in "
+            f"{out / REJECTS_NAME}:\n{result.summary()}",
+            err=True,
+        )
+    typer.echo(
+        f"valid: {', '.join(f'{t} {n} rows' for t, n in result.kept.items())}; "
+        f"data from {result.data_start} to {result.data_end}; clean tables in {out}"
+    )

@@ -12,6 +12,7 @@ import pytest
 from features import FeatureConfig
 from features.build import KEYS
 from models.tracking import LoadedModel
+from pipeline.checking import check
 from pipeline.engine import features_at
 from pipeline.frame import training_frame
 from pipeline.io import write_table
@@ -19,7 +20,7 @@ from pipeline.labels import LabelSpec
 from pipeline.scoring import write_scores
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import check, load, write_clean
+from pipeline.store import load, write_clean
 from tests.test_badinput_score import save_model
 
 CFG, LABEL = FeatureConfig(), LabelSpec()

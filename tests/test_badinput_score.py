@@ -21,7 +21,7 @@ from pipeline.engine import features_at
 from pipeline.labels import LabelSpec
 from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.validate import load
+from pipeline.store import load
 from tests.conftest import T, score, tiny_world, write_world
 from tests.test_badinput_validate import run_cli
 

@@ -38,12 +38,13 @@ from features import CATALOG, FeatureConfig
 from features.build import KEYS
 from models.baselines import LogisticBaseline
 from models.churn_model import ChurnModel
+from pipeline.checking import check
 from pipeline.contract import INTERACTION_TYPES, LINK_TYPES
 from pipeline.engine import EngineSpec, features_at
 from pipeline.frame import training_frame
 from pipeline.labels import LABEL, LabelSpec
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.validate import check, load
+from pipeline.store import load
 from tests.conftest import write_world
 from tests.test_badinput_score import trained_on
 from tests.test_badinput_validate import run_cli

@@ -12,7 +12,7 @@ from features.catalog import CATALOG, GROUPS
 from pipeline.engine import EngineSpec, features_at
 from pipeline.frame import training_frame
 from pipeline.labels import LabelSpec
-from pipeline.validate import load
+from pipeline.store import load
 from tests.conftest import T, write_world
 
 CFG = FeatureConfig()

@@ -22,7 +22,7 @@ from models.drift import (
 )
 from pipeline.engine import features_at
 from pipeline.labels import LabelSpec
-from pipeline.validate import load
+from pipeline.store import load
 from tests import test_badinput_score as base
 from tests.test_score_output import params_file
 

@@ -32,8 +32,8 @@ from pipeline.paths import PACKAGE_ROOT
 from pipeline.scoring import score_features
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
+from pipeline.store import load
 from pipeline.tiers import Settings, tier_bounds
-from pipeline.validate import load
 from tests.conftest import copied, score
 from tests.test_badinput_validate import run_cli
 

@@ -13,12 +13,13 @@ import pytest
 
 from features import FeatureConfig
 from features.fixed_point import LIMIT, UNIT, fixed_point
+from pipeline.checking import check
 from pipeline.engine import EngineSpec, features_at
 from pipeline.frame import training_frame
 from pipeline.labels import LabelSpec
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import REPORT_NAME, check, load, write_clean
+from pipeline.store import REPORT_NAME, load, write_clean
 from tests.conftest import T
 
 CUTOFF = T("2024-09-02")

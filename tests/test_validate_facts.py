@@ -7,7 +7,8 @@ import json
 
 import pandas as pd
 
-from pipeline.validate import REJECTS_NAME, check, rejects
+from pipeline.checking import check
+from pipeline.store import REJECTS_NAME, rejects
 from tests.conftest import tiny_world, write_world
 from tests.test_badinput_validate import run_cli
 
