@@ -8,7 +8,7 @@ simulate,trusted_clean` or `validate` write). Featuretools comes with the `bench
 
 Three processes, one after another, so that each side's peak memory is its own (wait4):
 
-- ours: pipeline.featurize.features_at at the cutoff, every feature of the catalog (what
+- ours: pipeline.engine.features_at at the cutoff, every feature of the catalog (what
   `churn bench --steps featurize_one` times); its accounts are the rows both sides compute
 - ours_matched: the same call with the catalog cut down to the matched features (MATCHED)
 - featuretools: the clean tables read into pandas (only the columns the matched features

@@ -14,8 +14,8 @@ Steps (each in a fresh process, so that its peak resident memory is its own):
   checks, for simulated worlds too large to validate in the time at hand
 - scan: a bare DuckDB scan that reads every event column the features use and aggregates by
   account (the floor that features at one cutoff are compared with)
-- featurize_one: pipeline.featurize.features_at at one cutoff (default: the day after the data)
-- featurize_schedule: pipeline.featurize.training_frame over the last --cutoffs cutoffs of the
+- featurize_one: pipeline.engine.features_at at one cutoff (default: the day after the data)
+- featurize_schedule: pipeline.frame.training_frame over the last --cutoffs cutoffs of the
   snapshot schedule, every --every-days days, written to WORLD/frame
 - train: `churn train` on that frame (--trees caps n_estimators), MLflow store in WORLD
 - score_earlier (not by default): `churn score --all-active` as of `score.change_days` before
@@ -361,7 +361,7 @@ def run_process(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> di
     started = time.perf_counter()
     with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        # DuckDB's temp_directory: the features' (pipeline.featurize.ibis_tables) and, for
+        # DuckDB's temp_directory: the features' (pipeline.engine.ibis_tables) and, for
         # other connections, ./.tmp
         spills = [cwd / ".tmp", Path(tempfile.gettempdir()) / f"aftersale-duckdb-{proc.pid}"]
         peak_spill, done = 0, threading.Event()

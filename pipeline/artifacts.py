@@ -43,3 +43,17 @@ def load_churn_model(model_dir: Path):
         raise UserError(f"no trained model in {model_dir}; run `dvc repro train` first")
     model = load_pyfunc(str(folder)).unwrap_python_model()
     return model, json.loads(info.read_text())
+
+
+# CSV files for `dvc plots` (model only: DVC overlays experiments) and PNGs for people/MLflow.
+PLOT_FILES = ("roc.csv", "pr.csv", "calibration.csv", "gains.csv", "campaign.csv")
+
+
+PNG_FILES = (
+    "roc.png",
+    "pr.png",
+    "calibration.png",
+    "gains.png",
+    "campaign.png",
+    "evaluation.png",
+)

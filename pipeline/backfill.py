@@ -4,14 +4,14 @@ Monitoring (pipeline/monitor.py) looks back at past score runs. A new installati
 so `churn backfill` makes them, each as it would have been made on its day. For each as-of
 date A (the last `runs` cutoffs of the training frame, `every` cutoffs apart):
 
-- the model is fitted as the train stage fits it (pipeline/train.py `fit_model`: the same
+- the model is fitted as the train stage fits it (pipeline/fitting.py `fit_model`: the same
   params, the same split by time) on the frame's rows whose label window had closed by A
   (cutoff + lead + horizon <= A), so nothing from A on reaches it; its envelope comes from its
   own test fold, its reference profile from its own training fold;
 - it is logged as an MLflow run (run name `backfill-A`, tag `backfill.as_of`), never
   registered: a backfilled model does not compete for champion;
-- it scores the accounts active at A with `pipeline.score.run`, as `churn score --all-active
-  --as-of A` would, and the run is kept in the score history with model version `backfill:A`.
+- it scores the accounts active at A with `pipeline.scoring.write_scores`, as
+  `churn score --all-active --as-of A` would, and the run is kept in the score history with model version `backfill:A`.
 
 The frame's cutoffs all have closed label windows, so every backfilled run can be judged.
 """
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BackfilledModel:
-    """A model fitted for one past as-of date, in the shape `pipeline.score.run` takes."""
+    """A model fitted for one past as-of date, in the shape pipeline.scoring.write_scores takes."""
 
     churn_model: Any
     version: str

@@ -214,7 +214,7 @@ def features_at(
     spec: Any = None,
     con: Any | None = None,
 ) -> pd.DataFrame:
-    """pipeline.featurize.features_at, computed by Spark (always by the join engine)."""
+    """pipeline.engine.features_at, computed by Spark (always by the join engine)."""
     from pipeline.engine import features_at as at
 
     with spark_tables(validated, con) as t:
@@ -230,7 +230,7 @@ def training_frame(
     spec: Any = None,
     con: Any | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """pipeline.featurize.training_frame, computed by Spark (always by the join engine)."""
+    """pipeline.frame.training_frame, computed by Spark (always by the join engine)."""
     from pipeline.frame import training_frame as frame
 
     with spark_tables(validated, con) as t:
@@ -271,7 +271,7 @@ def predict_column(frame: Any, uri: str, features: Sequence[str], name: str = "p
 
 def predict(model: Any, feats: pd.DataFrame, spark: Any | None = None) -> np.ndarray:
     """Calibrated churn probabilities (rounded to 6 places), computed inside Spark by the MLflow
-    model through `mlflow.pyfunc.spark_udf`; the same values as pipeline.score.predict."""
+    model through `mlflow.pyfunc.spark_udf`; the same values as pipeline.scoring.predict."""
     if not len(feats):
         return np.empty(0)
     cm = getattr(model, "churn_model", model)

@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from models.tracking import load_model
 from pipeline.explain import _kept_bounds, history, verdict
 from pipeline.lineage import fingerprint
+from pipeline.registry import load_model
 from pipeline.store import load
 from pipeline.tiers import Settings
 from tests import test_badinput_score as base

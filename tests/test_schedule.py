@@ -1,4 +1,4 @@
-"""The snapshot schedule follows the data's span (pipeline/featurize.py schedule_for)."""
+"""The snapshot schedule follows the data's span (pipeline/schedule.py schedule_for)."""
 
 from __future__ import annotations
 
