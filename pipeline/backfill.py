@@ -11,7 +11,8 @@ date A (the last `runs` cutoffs of the training frame, `every` cutoffs apart):
 - it is logged as an MLflow run (run name `backfill-A`, tag `backfill.as_of`), never
   registered: a backfilled model does not compete for champion;
 - it scores the accounts active at A with `pipeline.scoring.write_scores`, as
-  `churn score --all-active --as-of A` would, and the run is kept in the score history with model version `backfill:A`.
+  `churn score --all-active --as-of A` would, and the run is kept in the score history with
+  model version `backfill:A`.
 
 The frame's cutoffs all have closed label windows, so every backfilled run can be judged.
 """
