@@ -50,16 +50,33 @@ EngineOpt = Annotated[
 ]
 
 
-def _params(path: Path | None) -> dict[str, Any]:
+def _params(path: Path | None, stage: Any = None) -> dict[str, Any]:
+    """params.yaml (checked, defaults filled in: pipeline/params.py); for a stage module, only
+    what its PARAMS declare (pipeline.config.only)."""
     from pipeline.params import load_params
 
-    return load_params(path or default_params_file())
+    params = load_params(path or default_params_file())
+    return params if stage is None else _only(params, stage)
 
 
-def _optional_params(path: Path | None) -> dict[str, Any]:
-    """params.yaml when given or present; else none (commands with their own defaults)."""
-    found = path or default_params_file()
-    return _params(found) if path or found.is_file() else {}
+def _only(params: dict[str, Any], stage: Any) -> dict[str, Any]:
+    from pipeline.config import only
+
+    return only(params, stage.PARAMS, stage.__name__.rpartition(".")[2])
+
+
+def _has_params(path: Path | None) -> bool:
+    return path is not None or default_params_file().is_file()
+
+
+def _optional_params(path: Path | None, stage: Any = None) -> dict[str, Any]:
+    """params.yaml when given or present; else the schema's defaults (commands that also run
+    outside a project)."""
+    if _has_params(path):
+        return _params(path, stage)
+    from pipeline.config import complete
+
+    return complete({}) if stage is None else _only(complete({}), stage)
 
 
 def _version(show: bool) -> None:
@@ -118,7 +135,7 @@ def simulate(
     """Write a simulated B2B world (the five input tables) and its ground truth."""
     from pipeline import simulate as stage
 
-    stage.run(out, truth, accounts, seed, fmt, _params(params_file))
+    stage.run(out, truth, accounts, seed, fmt, _params(params_file, stage))
 
 
 @app.command()
@@ -146,7 +163,7 @@ def validate(
     """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
     from pipeline import validate as stage
 
-    stage.run(data, out, policy, end_date, report, _optional_params(params_file))
+    stage.run(data, out, policy, end_date, report, _optional_params(params_file, stage))
 
 
 @app.command()
@@ -169,7 +186,7 @@ def featurize(
     """Features at one cutoff, or (without --as-of) the labelled frame over the schedule."""
     from pipeline import featurize as stage
 
-    stage.run(data, out, as_of, engine, _params(params_file))
+    stage.run(data, out, as_of, engine, _params(params_file, stage))
 
 
 @app.command()
@@ -181,10 +198,10 @@ def train(
     params_file: ParamsOpt = None,
 ) -> None:
     """Train LightGBM, log the run to MLflow, register the model as challenger."""
-    from pipeline.train import run
+    from pipeline import train as stage
 
     with step("training"):
-        info = run(frame, model_out, _params(params_file), repo_root())
+        info = stage.run(frame, model_out, _params(params_file, stage), repo_root())
     typer.echo(
         f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
         f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
@@ -202,13 +219,13 @@ def evaluate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Out-of-time test metrics beside baselines and the oracle, plots, champion/challenger."""
-    from pipeline.evaluate import run
+    from pipeline import evaluate as stage
     from pipeline.evaluation_record import summary
 
-    params = _params(params_file)
-    truth = params.get("data", {}).get("truth")
+    params = _params(params_file, stage)
+    truth = params["data"]["truth"]
     with step("evaluating on the out-of-time test fold"):
-        metrics, decision = run(
+        metrics, decision = stage.run(
             frame, model, Path(truth) if truth else None, reports, params, repo_root()
         )
     typer.echo(f"{summary(metrics)}\n-> {reports / 'metrics.json'}, {reports / 'evaluation.json'}")
@@ -261,7 +278,7 @@ def score(
     if (accounts is None) == (not all_active):
         raise UserError("give either --accounts FILE or --all-active")
     check_table_suffix(out)
-    stage.run(data, out, accounts, as_of, model, previous, engine, _params(params_file))
+    stage.run(data, out, accounts, as_of, model, previous, engine, _params(params_file, stage))
 
 
 @app.command()
@@ -277,10 +294,10 @@ def report(
     params_file: ParamsOpt = None,
 ) -> None:
     """Write reports/report.html: metrics, plots, importance, risk, top accounts with reasons."""
-    from pipeline.report import run
+    from pipeline import report as stage
 
     with step("writing the report"):
-        out = run(frame, model, data, reports, _params(params_file), repo_root())
+        out = stage.run(frame, model, data, reports, _params(params_file, stage), repo_root())
     typer.echo(f"report -> {out}")
 
 
@@ -364,7 +381,8 @@ def monitor(
     when a model's realized AUC or calibration leaves its test fold's interval."""
     from pipeline import monitor as stage
 
-    found = stage.run(data, history, out, _optional_params(params_file))
+    params = _optional_params(params_file, stage)
+    found = stage.run(data, history, out, params, log_runs=_has_params(params_file))
     if fail_on_alert and found:
         raise typer.Exit(3)
 

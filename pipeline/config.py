@@ -211,3 +211,50 @@ def check(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     except ValidationError as exc:
         lines = [_message(e) for e in exc.errors()]
         raise UserError(f"{source}: " + "\n  ".join(["", *lines]).lstrip()) from None
+
+
+class Sections(dict):
+    """A stage's view of the params: only what the stage declares in its `PARAMS` (sections, or
+    `section.key`), the same list as its `params:` in dvc.yaml, so that DVC reruns the stage
+    exactly when something it reads changes. Reading anything else is a bug in the stage (an
+    AssertionError naming it), never a silent default."""
+
+    def __init__(self, values: dict[str, Any], stage: str, where: str = "") -> None:
+        super().__init__(values)
+        self.stage, self.where = stage, where
+
+    def _check(self, key: str) -> None:
+        if key not in self:
+            raise AssertionError(
+                f"the {self.stage} stage reads params {self.where}{key}, which its PARAMS and "
+                "dvc.yaml's params do not list"
+            )
+
+    def __getitem__(self, key: str) -> Any:
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._check(key)
+        return super().get(key, default)
+
+
+def only(params: dict[str, Any], declared: tuple[str, ...], stage: str) -> Sections:
+    """The part of the (complete) `params` that `declared` names: whole sections (`score`) or
+    single keys (`data.lineage`)."""
+    picked: dict[str, Any] = {}
+    for name in declared:
+        section, _, key = name.partition(".")
+        if key:
+            picked.setdefault(section, {})[key] = params[section][key]
+        else:
+            picked[section] = params[section]
+    return Sections(
+        {
+            name: Sections(value, stage, f"{name}.")
+            if isinstance(value, dict) and any(d.startswith(f"{name}.") for d in declared)
+            else value
+            for name, value in picked.items()
+        },
+        stage,
+    )

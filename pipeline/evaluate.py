@@ -45,6 +45,10 @@ from pipeline.labels import LABEL
 from pipeline.progress import step
 from pipeline.split import Folds, folds_for
 
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("data.truth", "split", "label", "campaign", "promote", "mlflow")
+
 log = logging.getLogger(__name__)
 
 BASELINE_KEYS = (

@@ -23,6 +23,10 @@ from pipeline.progress import step
 from pipeline.schedule import schedule_for
 from pipeline.store import load
 
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("features", "label", "schedule", "split", "validate", "data.lineage")
+
 
 def run(
     data: Path, out: Path, as_of: str | None, engine: str | None, params: dict[str, Any]

@@ -33,7 +33,6 @@ import typer
 from models.expected import expected_auc, expected_auc_interval, interval
 from models.metrics import binary_metrics, calibration_bins
 from models.tracking import configure
-from pipeline.config import defaults
 from pipeline.engine import data_end, ibis_tables
 from pipeline.errors import UserError
 from pipeline.history import Run, folder, runs
@@ -44,6 +43,10 @@ from pipeline.monitor_summary import LEVEL, alerts, log_to_mlflow, metrics, rend
 from pipeline.paths import repo_root
 from pipeline.progress import step
 from pipeline.store import Validated, load
+
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("monitor", "score.history", "data.lineage", "validate", "mlflow")
 
 log = logging.getLogger(__name__)
 
@@ -243,20 +246,19 @@ def _data(validated: Validated) -> tuple[dict[str, Any], set[str]]:
     return tables, set(held)
 
 
-def run(data: Path, history: Path | None, out: Path, params: dict[str, Any]) -> list[str]:
+def run(
+    data: Path, history: Path | None, out: Path, params: dict[str, Any], log_runs: bool = True
+) -> list[str]:
     """`churn monitor`: judge every past score run in `history` (None: params score.history)
     against the data folder `data`; write the figures DVC compares to `out` and every detail
-    beside it (OUT_runs.json), log them to the models' MLflow runs, print the table. Returns
+    beside it (OUT_runs.json), log them to the models' MLflow runs (with `log_runs`: a
+    project's params file was read), print the table. Returns
     the alerts. Raises UserError (exit 2) on bad settings or data."""
-    score, watch = (
-        params.get("score") or defaults("score"),
-        params.get("monitor") or defaults("monitor"),
-    )
-    setting = score["history"]
+    setting = params["score"]["history"]
     where = history or folder(setting)
     if where is None:
         raise UserError("score.history is null: no score runs are kept; give --history DIR")
-    level = watch["level"]
+    level = params["monitor"]["level"]
     if level not in (0.9, 0.95, 0.99):
         raise UserError(f"monitor.level must be 0.9, 0.95 or 0.99, not {level!r}")
     validated = load(data, params.get("validate"))
@@ -280,7 +282,7 @@ def run(data: Path, history: Path | None, out: Path, params: dict[str, Any]) -> 
             )
             + "\n"
         )
-    if "mlflow" in params:
+    if log_runs:
         configure(repo_root(), params["mlflow"]["experiment"])
         logged = log_to_mlflow(results)
         if logged:

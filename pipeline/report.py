@@ -39,6 +39,10 @@ from pipeline.labels import LABEL  # noqa: E402
 from pipeline.monitor_section import monitor_section  # noqa: E402
 from pipeline.split import folds_for  # noqa: E402
 
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("split", "label", "campaign", "mlflow", "score", "validate", "data.lineage")
+
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"

@@ -23,6 +23,10 @@ from pipeline.scoring import COLUMNS, SCORED, Previous, write_scores
 from pipeline.store import load
 from pipeline.tiers import Settings
 
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("score", "validate", "mlflow", "data.lineage")
+
 log = logging.getLogger(__name__)
 
 

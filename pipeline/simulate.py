@@ -30,6 +30,10 @@ from pipeline.simulator.tables import frames, latent_frame
 from pipeline.simulator.world import World
 from pipeline.simulator.write import write
 
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("simulate", "label.lead_days", "label.horizon_days")
+
 __all__ = ["SimConfig", "run", "simulate", "simulate_with_latent", "write"]
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,10 @@ from pipeline.progress import step
 from pipeline.registry import log_dataset
 from pipeline.split import Folds, folds_for
 
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("train", "split", "label", "mlflow", "features")
+
 log = logging.getLogger(__name__)
 
 

@@ -28,10 +28,13 @@ import typer
 
 from features.catalog import left_out
 from pipeline.checking import check
-from pipeline.config import defaults
 from pipeline.io import write_json
 from pipeline.progress import step
 from pipeline.store import REJECTS_NAME, write_clean
+
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("validate",)
 
 
 def run(
@@ -46,7 +49,7 @@ def run(
     tables to `out`; `policy` and `end_date` (text) override params.yaml's `validate` section,
     and `report` also gets the JSON report, even when the check fails. Raises UserError (exit
     2), writing nothing to `out`, when the data breaks the contract."""
-    settings = params.get("validate") or defaults("validate")  # no params file: the schema's
+    settings = params["validate"]
     with step(f"checking the tables in {data}"):
         result = check(
             data,

@@ -122,6 +122,26 @@ def test_every_module_a_stage_runs_is_in_its_deps(stage):
     assert not missing, f"dvc.yaml stage {stage!r} runs files its deps do not list: {missing}"
 
 
+def declared_params(stage: str) -> set[str]:
+    """The stage module's PARAMS, read from its source."""
+    tree = ast.parse(modules()[f"pipeline.{stage}"].read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            "PARAMS"
+        ]:
+            return set(ast.literal_eval(node.value))
+    raise AssertionError(f"pipeline/{stage}.py declares no PARAMS")
+
+
+@pytest.mark.parametrize("stage", sorted(stages()))
+def test_a_stage_is_given_the_params_dvc_reruns_it_for(stage):
+    """What a stage reads of params.yaml is what it declares (pipeline.config.only hands it
+    nothing else, and reading more is an error), and dvc.yaml lists exactly that: a change of
+    any of it reruns the stage."""
+    listed = {str(p) for p in stages()[stage].get("params", [])}
+    assert listed == declared_params(stage)
+
+
 def test_libraries_never_import_the_application():
     up = sorted(
         f"{m} -> {i}"

@@ -102,3 +102,14 @@ def test_the_schema_and_the_libraries_agree_on_their_defaults():
         library.transactional_types,
         library.collaborative_types,
     ) == (TRANSACTIONAL, COLLABORATIVE)
+
+
+def test_a_stage_sees_only_what_it_declares():
+    from pipeline.config import complete, only
+
+    view = only(complete(SHIPPED), ("score", "data.lineage"), "score")
+    assert view["score"]["tiers_by"] == "share" and view["data"]["lineage"] is None
+    assert set(view) == {"score", "data"} and set(view["data"]) == {"lineage"}
+    for read in (lambda: view["train"], lambda: view.get("validate"), lambda: view["data"]["raw"]):
+        with pytest.raises(AssertionError, match="the score stage reads params"):
+            read()
