@@ -4,15 +4,16 @@ refused. pipeline/params.py reads the file through `complete`, so every command 
 `check(raw)` returns the typed `Params` or raises UserError (exit 2) naming each wrong key
 with the nearest valid one (`train.num_leave: unknown key; did you mean train.num_leaves?`)
 and each wrong type with what was given. Types are as permissive as the code that reads them
-(a date may be a YAML date or text; the stage parses it); finer checks of a value stay with
-the code that uses it, whose messages say how to fix it.
+(a date may be a YAML date or text; the stage parses it). The checks of a value (a mode among
+its choices, a count of at least 1) stay with the code that uses it, whose messages say how to
+fix it; the choices are in the comments here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,48 +34,48 @@ class Data(Section):
 
 
 class Validate(Section):
-    policy: Literal["fail", "drop"] = "fail"
+    policy: str = "fail"  # fail, drop
     end_date: Day = None
-    gap_days: int | None = Field(LATE_GAP_DAYS, ge=1)
+    gap_days: int | None = LATE_GAP_DAYS
     vocabulary: dict[str, dict[str, str] | None] = Field(
         default_factory=lambda: {"interactions.type": {}, "links.link_type": {}}
     )
 
 
 class Simulate(Section):
-    accounts: int = Field(5000, ge=1)
+    accounts: int = 5000
     seed: int = 42
     start: Day = "2023-01-02"
-    weeks: int = Field(156, ge=1)
-    format: Literal["csv", "parquet"] = "csv"
-    mc_samples: int = Field(64, ge=0)
+    weeks: int = 156
+    format: str = "csv"  # csv, parquet
+    mc_samples: int = 64
     shift_week: int | None = None
     shift_offers: float = 3.0
     shift_health: float = 0.45
 
 
 class Label(Section):
-    mode: Literal["auto", "explicit", "inactivity"] = "auto"
-    lead_days: int = Field(0, ge=0)
-    horizon_days: int = Field(90, ge=1)
-    active_days: int = Field(365, ge=1)  # inactivity labels: eligible if it ordered this recently
+    mode: str = "auto"  # auto, explicit, inactivity
+    lead_days: int = 0
+    horizon_days: int = 90
+    active_days: int = 365  # inactivity labels: eligible if it ordered this recently
 
 
 class Schedule(Section):
     start: Day = None
     end: Day = None
-    every_days: int | None = Field(None, ge=1)
-    warmup_days: int | None = Field(None, ge=0)
-    min_train_cutoffs: int = Field(6, ge=1)
+    every_days: int | None = None
+    warmup_days: int | None = None
+    min_train_cutoffs: int = 6
 
 
 class Features(Section):
     groups: list[str] = ["silence", "dependency", "trust", "promises", "engagement"]
-    engine: Literal["auto", "join", "window", "sliding"] = "auto"
-    threads: int | None = Field(None, ge=1)
+    engine: str = "auto"  # auto, join, window, sliding
+    threads: int | None = None
     memory_limit: str | None = None
-    recent_days: int = Field(90, ge=1)
-    long_days: int = Field(365, ge=1)
+    recent_days: int = 90
+    long_days: int = 365
     # the feature library's defaults (features/language.py FeatureConfig, features/catalog.py
     # GROUPS), repeated so that reading params does not import features/ (tests/test_config.py
     # checks they agree)
@@ -90,32 +91,32 @@ class Features(Section):
 
 
 class Split(Section):
-    test_cutoffs: int = Field(3, ge=1)
-    valid_cutoffs: int = Field(3, ge=1)
+    test_cutoffs: int = 3
+    valid_cutoffs: int = 3
 
 
 class Train(Section):
     seed: int = 7
-    n_estimators: int = Field(3000, ge=1)
-    learning_rate: float = Field(0.02, gt=0)
-    num_leaves: int = Field(7, ge=2)
-    min_child_samples: int = Field(400, ge=1)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.3, gt=0, le=1)
-    reg_lambda: float = Field(1.0, ge=0)
-    early_stopping_rounds: int = Field(200, ge=1)
-    calibration: Literal["platt", "isotonic"] = "platt"
+    n_estimators: int = 3000
+    learning_rate: float = 0.02
+    num_leaves: int = 7
+    min_child_samples: int = 400
+    subsample: float = 0.8
+    colsample_bytree: float = 0.3
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 200
+    calibration: str = "platt"  # platt, isotonic
     blend: bool = True
 
 
 class Campaign(Section):
     contact_cost: float | None = None
     account_value: float | None = None
-    success_rate: float | None = Field(None, ge=0, le=1)
+    success_rate: float | None = None
 
 
 class Promote(Section):
-    metric: Literal["auc", "pr_auc", "brier", "log_loss", "ece"] = "auc"
+    metric: str = "auc"  # auc, pr_auc, brier, log_loss, ece
     margin: float = 0.002
 
 
@@ -135,18 +136,18 @@ class Drift(Section):
 
 
 class Score(Section):
-    tiers_by: Literal["share", "probability"] = "share"
+    tiers_by: str = "share"  # share, probability
     tiers: dict[str, float] = {"high": 0.05, "medium": 0.20, "low": 1.0}
     reasons: Reasons = Reasons()
     playbook: dict[str, str] = {}  # the shipped playbook is in params.yaml (TODO: here)
-    change_days: int = Field(28, ge=1)
+    change_days: int = 28
     history: str | None = "outputs/history"
     drift: Drift = Drift()
-    engine: Literal["duckdb", "spark"] = "duckdb"
+    engine: str = "duckdb"  # duckdb, spark
 
 
 class Monitor(Section):
-    level: float = Field(0.99, gt=0, lt=1)
+    level: float = 0.99
 
 
 class Params(Section):

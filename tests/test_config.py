@@ -47,8 +47,9 @@ def test_the_shipped_values_are_the_schema_defaults():
         ({"trian": {}}, "trian: unknown key; did you mean train?"),
         ({"score": {"drift": {"psi": 1}}}, "did you mean score.drift.psi_threshold?"),
         ({"train": {"num_leaves": "seven"}}, "train.num_leaves: "),
-        ({"label": {"mode": "churned"}}, "label.mode: "),
-        ({"features": {"threads": 0}}, "features.threads: "),
+        ({"label": {"horizon_days": "ninety"}}, "label.horizon_days: "),
+        ({"features": {"threads": "all"}}, "features.threads: "),
+        ({"score": {"tiers": ["high"]}}, "score.tiers: "),
     ],
 )
 def test_a_wrong_key_or_value_is_named(raw, said):
