@@ -37,6 +37,7 @@ from pipeline.artifacts import (
     load_churn_model,
     read_frame,
 )
+from pipeline.config import defaults
 from pipeline.errors import UserError
 from pipeline.evaluation_record import headline, log_to_run
 from pipeline.figures import LABELS, model_label
@@ -202,8 +203,8 @@ def baseline_predictions(
         train,
         train[LABEL].to_numpy(),
         features,
-        lead_days=int(label.get("lead_days", 0)),
-        horizon_days=int(label.get("horizon_days", 90)),
+        lead_days=int({**defaults("label"), **label}["lead_days"]),
+        horizon_days=int({**defaults("label"), **label}["horizon_days"]),
     )
     return {name: b.predict_proba(test) for name, b in fitted.items()}
 
@@ -249,8 +250,8 @@ def promote(
 ) -> Decision | None:
     """Champion/challenger on the test rows (None when the model is not in this store), against
     the champion of the data the model was trained on (its lineage, train_info's `data`)."""
-    cfg, rule = params["mlflow"], params.get("promote") or {}
-    metric, margin = rule.get("metric", "auc"), float(rule.get("margin", 0.0))
+    cfg, rule = params["mlflow"], {**defaults("promote"), **(params.get("promote") or {})}
+    metric, margin = rule["metric"], float(rule["margin"])
     if metric not in ("auc", "pr_auc", "brier", "log_loss", "ece"):
         raise UserError(f"promote.metric {metric!r}: use auc, pr_auc, brier, log_loss or ece")
     client = MlflowClient()
@@ -349,7 +350,7 @@ def run(
     write_predictions(test, p_test, p_base, Path(reports_dir) / PREDICTIONS_NAME)
 
     configure(root, params["mlflow"]["experiment"])
-    metric = (params.get("promote") or {}).get("metric", "auc")
+    metric = {**defaults("promote"), **(params.get("promote") or {})}["metric"]
     with step("champion/challenger"):
         decision = promote(root, params, info, test, metrics["test"].get(metric, float("nan")))
     if decision is not None:

@@ -16,6 +16,7 @@ from models.calibration import METHODS, Calibrator
 from models.churn_model import ChurnModel
 from models.estimator import fit_lgbm
 from models.expected import envelope
+from pipeline.config import defaults
 from pipeline.errors import UserError
 from pipeline.labels import LABEL
 from pipeline.split import Folds
@@ -95,7 +96,8 @@ def fit_model(
     fold = folds.fold_of(frame["cutoff"])
     valid = frame[fold == "valid"]
     linear, weight = None, 1.0
-    if params["train"].get("blend", False):
+    train_params = {**defaults("train"), **params["train"]}
+    if train_params["blend"]:
         train = frame[fold == "train"]
         linear = LogisticBaseline(features).fit(train, train[LABEL].to_numpy())
         tree_raw = ChurnModel(estimator, features, {}, {}).predict_raw(valid)
@@ -105,7 +107,7 @@ def fit_model(
     blend = {"linear": linear, "blend_weight": weight}
     uncalibrated = ChurnModel(estimator, features, params["features"], label, **blend)
     calibrator = calibrate(
-        params["train"].get("calibration", "platt"),
+        train_params["calibration"],
         uncalibrated.predict_raw(valid),
         valid[LABEL].to_numpy(),
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.config import defaults
 from pipeline.engine import data_end
 from pipeline.errors import UserError
 from pipeline.labels import LabelSpec
@@ -93,14 +94,16 @@ def schedule_for(
     """
     from pipeline.split import split_cutoffs
 
-    every, warmup = schedule.get("every_days"), schedule.get("warmup_days")
+    schedule = {**defaults("schedule"), **schedule}
+    split = {**defaults("split"), **split}
+    every, warmup = schedule["every_days"], schedule["warmup_days"]
     for name, value in (("every_days", every), ("warmup_days", warmup)):
         if value is not None and (not isinstance(value, int) or value < (name == "every_days")):
             raise UserError(
                 f"schedule.{name} must be a whole number of days or null; got {value!r}"
             )
-    min_train = int(schedule.get("min_train_cutoffs") or 6)
-    n_test, n_valid = int(split.get("test_cutoffs", 3)), int(split.get("valid_cutoffs", 3))
+    min_train = int(schedule["min_train_cutoffs"] or defaults("schedule")["min_train_cutoffs"])
+    n_test, n_valid = int(split["test_cutoffs"]), int(split["valid_cutoffs"])
     best, error = None, None
     for step in (every,) if every else EVERY_DAYS:
         for warm in (warmup,) if warmup is not None else WARMUP_DAYS:
@@ -111,8 +114,8 @@ def schedule_for(
                     label,
                     step,
                     warm,
-                    schedule.get("start"),
-                    schedule.get("end"),
+                    schedule["start"],
+                    schedule["end"],
                 )
                 folds = split_cutoffs(cutoffs, n_test, n_valid, label.window_days)
             except UserError as exc:

@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.checking import check
-from pipeline.contract import LATE_GAP_DAYS
+from pipeline.config import defaults
 from pipeline.io import atomic_dir, write_json, write_table
 from pipeline.io import sql_literal as _lit
 from pipeline.lineage import recorded_source
@@ -81,13 +81,13 @@ def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
     opened = _open_clean(data_dir)
     if opened is not None:
         return opened
-    settings = settings or {}
+    settings = {**defaults("validate"), **(settings or {})}
     result = check(
         data_dir,
-        policy=settings.get("policy") or "fail",
-        end_date=settings.get("end_date"),
-        vocabulary=settings.get("vocabulary"),
-        gap_days=settings.get("gap_days", LATE_GAP_DAYS),
+        policy=settings["policy"] or "fail",
+        end_date=settings["end_date"],
+        vocabulary=settings["vocabulary"],
+        gap_days=settings["gap_days"],
     )
     result.raise_if_failed()
     if result.dropped:

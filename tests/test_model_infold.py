@@ -32,6 +32,7 @@ PARAMS = {
         "min_child_samples": 20,
         "early_stopping_rounds": 10,
         "calibration": "platt",
+        "blend": False,  # LightGBM alone; test_a_blend_is_weighted_* turns it on
     },
     "features": {},
 }
