@@ -15,7 +15,15 @@ from features.build import KEYS
 from features.catalog import GROUPS
 from pipeline.artifacts import FRAME_NAME, META_NAME
 from pipeline.contract import as_day
-from pipeline.engine import EngineSpec, check_as_of, check_engine, check_groups, data_end
+from pipeline.engine import (
+    EngineSpec,
+    check_as_of,
+    check_engine,
+    check_groups,
+    data_end,
+    features_at,
+)
+from pipeline.frame import write_training_frame
 from pipeline.io import atomic_dir, check_table_suffix, write_json, write_table
 from pipeline.labels import LABEL, LabelSpec
 from pipeline.lineage import data_lineage, fingerprint
@@ -35,42 +43,40 @@ def run(
     line) to the table file `out`; without `as_of`, the training frame (`out`/frame.parquet and
     meta.json) over the schedule. `engine`: duckdb (None) or spark (pipeline/spark.py).
     Raises UserError (exit 2) on bad params or data."""
-    from pipeline import engine as duck
-    from pipeline import frame as duck_frame
-
-    cfg = FeatureConfig.from_params(params.get("features", {}))
-    label = LabelSpec.from_params(params.get("label", {}))
-    groups = check_groups(params.get("features", {}).get("groups") or GROUPS)
-    spec = EngineSpec.from_params(params.get("features", {}))
+    cfg = FeatureConfig.from_params(params["features"])
+    label = LabelSpec.from_params(params["label"])
+    groups = check_groups(params["features"]["groups"] or GROUPS)
+    spec = EngineSpec.from_params(params["features"])
     spark = None
     if check_engine(engine) == "spark":
         from pipeline import spark
     cutoff = as_day(as_of, "--as-of")
     if cutoff is not None:
         check_table_suffix(out)
-        validated = load(data, params.get("validate"))
+        validated = load(data, params["validate"])
         check_as_of(validated, cutoff)
-        frame = (spark or duck).features_at(validated, cutoff, cfg, label, groups, spec)
+        at = spark.features_at if spark is not None else features_at
+        frame = at(validated, cutoff, cfg, label, groups, spec)
         write_table(frame, out)
         typer.echo(
             f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
         )
         return
     with step(f"reading {data}"):
-        validated = load(data, params.get("validate"))
+        validated = load(data, params["validate"])
     schedule = schedule_for(
         pd.Timestamp(validated.data_start),
         data_end(validated),
         label,
-        params.get("schedule") or {},
-        params.get("split") or {},
+        params["schedule"],
+        params["split"],
     )
     cutoffs = schedule.cutoffs
     typer.echo(f"schedule: {schedule.describe()}")
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
         with step(f"features and labels at {len(cutoffs)} cutoffs"):
-            frame = duck_frame.write_training_frame(
+            frame = write_training_frame(
                 validated,
                 cutoffs,
                 cfg,
