@@ -24,7 +24,7 @@ from pipeline.io import atomic_file
 from pipeline.lineage import data_lineage, fingerprint
 from pipeline.progress import step
 from pipeline.registry import load_scoring_model
-from pipeline.schedule import schedule_step
+from pipeline.schedule import EVERY_DAYS, schedule_step
 from pipeline.scoring import SCORED, TOP, model_features, predict, status_of_unscored
 from pipeline.store import Validated, load
 from pipeline.tiers import Settings, actions, risk_tier, tier_bounds
@@ -67,7 +67,7 @@ def history(
     settings: Settings,
     reference: Reference | None,
     count: int = 6,
-    every_days: int = 28,
+    every_days: int = EVERY_DAYS[0],
     lineage: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cutoff: p_churn, tier, change, reasons; and the group contributions (log-odds).

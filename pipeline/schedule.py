@@ -17,12 +17,21 @@ from pipeline.store import Validated
 log = logging.getLogger(__name__)
 
 
+# Tried in this order when schedule.every_days / schedule.warmup_days are null: the first
+# pair that leaves schedule.min_train_cutoffs training cutoffs wins (multiples of a week, so
+# that cutoffs stay on Mondays).
+EVERY_DAYS = (28, 14, 7)
+
+
+WARMUP_DAYS = (182, 91)
+
+
 def snapshot_schedule(
     data_start: pd.Timestamp,
     data_stop: pd.Timestamp,
     label: LabelSpec,
-    every_days: int = 28,
-    warmup_days: int = 182,
+    every_days: int = EVERY_DAYS[0],
+    warmup_days: int = WARMUP_DAYS[0],
     start: str | None = None,
     end: str | None = None,
 ) -> list[pd.Timestamp]:
@@ -46,15 +55,6 @@ def snapshot_schedule(
             "or label.horizon_days, or provide more history"
         )
     return cutoffs
-
-
-# Tried in this order when schedule.every_days / schedule.warmup_days are null: the first
-# pair that leaves schedule.min_train_cutoffs training cutoffs wins (multiples of a week, so
-# that cutoffs stay on Mondays).
-EVERY_DAYS = (28, 14, 7)
-
-
-WARMUP_DAYS = (182, 91)
 
 
 @dataclass(frozen=True)

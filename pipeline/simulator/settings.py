@@ -7,27 +7,31 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.config import defaults
 from pipeline.simulator.dynamics import CURVES, DYN, Dynamics, shifted
+
+# params.yaml's defaults live in pipeline/config.py only
+_SIM, _LABEL = defaults("simulate"), defaults("label")
 
 
 @dataclass(frozen=True)
 class SimConfig:
     """Size, clock and truth settings of a simulated world."""
 
-    n_accounts: int = 5000  # accounts that exist at start + arrivals over the period, total
-    seed: int = 42
-    start: str = "2023-01-02"  # a Monday; simulation clock is weekly from here
-    weeks: int = 156  # ~3 years
-    lead_days: int = 0  # label window is [c + lead_days, c + lead_days + horizon_days)
-    horizon_days: int = 90
+    n_accounts: int = _SIM["accounts"]  # accounts at start + arrivals over the period, total
+    seed: int = _SIM["seed"]
+    start: str = _SIM["start"]  # a Monday; simulation clock is weekly from here
+    weeks: int = _SIM["weeks"]  # ~3 years
+    lead_days: int = _LABEL["lead_days"]  # label window: [c + lead_days, c + lead + horizon)
+    horizon_days: int = _LABEL["horizon_days"]
     truth_every_days: int = 7  # truth cutoffs: start + k*truth_every_days (a multiple of 7)
-    mc_samples: int = 64  # Monte Carlo replicates per account for the truth; 0 = no truth
+    mc_samples: int = _SIM["mc_samples"]  # Monte Carlo replicates per account; 0 = no truth
     # A regime shift (a test bench for monitoring): from week `shift_week` on, competitors get
     # aggressive: their offers come `shift_offers` times as often and are taken by accounts
     # below health `shift_health` (0.35 before). None: the dynamics never change.
-    shift_week: int | None = None
-    shift_offers: float = 3.0
-    shift_health: float = 0.45
+    shift_week: int | None = _SIM["shift_week"]
+    shift_offers: float = _SIM["shift_offers"]
+    shift_health: float = _SIM["shift_health"]
 
     def __post_init__(self) -> None:
         """Reject settings the simulator cannot honour."""
