@@ -200,8 +200,9 @@ def train(
     """Train LightGBM, log the run to MLflow, register the model as challenger."""
     from pipeline import train as stage
 
+    params = _params(params_file)  # all of it is logged to the run; the stage reads its PARAMS
     with step("training"):
-        info = stage.run(frame, model_out, _params(params_file, stage), repo_root())
+        info = stage.run(frame, model_out, _only(params, stage), repo_root(), record=params)
     typer.echo(
         f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
         f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"

@@ -51,8 +51,17 @@ def version_description(
     )
 
 
-def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) -> dict[str, Any]:
-    """The train stage: fit, log one MLflow run, register the model, save it for DVC."""
+def run(
+    frame_dir: Path,
+    model_dir: Path,
+    params: dict[str, Any],
+    root: Path,
+    record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The train stage: fit, log one MLflow run, register the model, save it for DVC.
+
+    `params` holds what the stage reads (PARAMS); `record`, every param of the project, is
+    logged to the run as the experiment's record (default: `params`), read by nothing else."""
     frame, meta = read_frame(frame_dir)
     data = meta.get("data")  # the fingerprint of the data (pipeline/lineage.py)
     if not lineage_of(data):
@@ -89,7 +98,7 @@ def run(frame_dir: Path, model_dir: Path, params: dict[str, Any], root: Path) ->
         ) as active,
     ):
         run_id = active.info.run_id
-        mlflow.log_params(flatten(params))
+        mlflow.log_params(flatten(params if record is None else record))
         mlflow.log_metrics({f"valid.{k}": v for k, v in valid_metrics.items()})
         mlflow.log_metric("trees", trees)
         mlflow.log_metric("blend_weight", model.blend()[0])
