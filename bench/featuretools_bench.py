@@ -8,7 +8,7 @@ simulate,trusted_clean` or `validate` write). Featuretools comes with the `bench
 
 Three processes, one after another, so that each side's peak memory is its own (wait4):
 
-- ours: pipeline.featurize.features_at at the cutoff, every feature of the catalog (what
+- ours: pipeline.engine.features_at at the cutoff, every feature of the catalog (what
   `churn bench --steps featurize_one` times); its accounts are the rows both sides compute
 - ours_matched: the same call with the catalog cut down to the matched features (MATCHED)
 - featuretools: the clean tables read into pandas (only the columns the matched features
@@ -46,7 +46,7 @@ ROOT = HERE.parent
 INSTALL_HINT = 'pip install -c requirements.lock -e ".[bench]"'
 SIDES = ("ours", "ours_matched", "featuretools")
 # |ours - theirs| <= ABS_TOLERANCE + REL_TOLERANCE * |theirs|: our sums and means add each
-# value in whole millionths (features.build.fixed_point), Featuretools adds doubles
+# value in whole millionths (features.fixed_point.fixed_point), Featuretools adds doubles
 ABS_TOLERANCE = 1e-6
 REL_TOLERANCE = 1e-8
 
@@ -148,8 +148,8 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
 def _ours(s: dict[str, Any], matched_only: bool) -> dict[str, Any]:
     """features_at at the cutoff (every feature, or with matched_only only MATCHED's): its
     time, and the frame (one row per eligible account) in WORK/ours[_matched].parquet."""
-    from pipeline import featurize as fz
-    from pipeline.validate import load
+    from pipeline.engine import data_end, features_at
+    from pipeline.store import load
 
     run = _bench_run()
     if matched_only:  # this process only: the catalog holds the matched features alone
@@ -160,9 +160,9 @@ def _ours(s: dict[str, Any], matched_only: bool) -> dict[str, Any]:
     cfg, label, groups = run._feature_args(s["params"])
     spec = run._engine(s["params"])
     validated = load(Path(s["clean"]))
-    as_of = pd.Timestamp(s["cutoff"]) if s.get("cutoff") else fz.data_end(validated)
+    as_of = pd.Timestamp(s["cutoff"]) if s.get("cutoff") else data_end(validated)
     started = _clock()
-    frame = fz.features_at(validated, as_of, cfg, label, groups, spec)
+    frame = features_at(validated, as_of, cfg, label, groups, spec)
     timed = _since(started)
     name = "ours_matched" if matched_only else "ours"
     frame.to_parquet(Path(s["work"]) / f"{name}.parquet", index=False)

@@ -8,14 +8,14 @@ Steps (each in a fresh process, so that its peak resident memory is its own):
 
 - simulate: the world in Parquet (skipped with --reuse; no Monte Carlo truth unless
   --mc-samples), into WORLD/raw
-- validate: what `churn validate` does (pipeline.validate.check + write_clean) into
+- validate: what `churn validate` does (pipeline.checking.check + pipeline.store.write_clean) into
   WORLD/clean, with DuckDB under the same --threads and --memory-limit as the features
 - trusted_clean (instead of validate, not by default): the same clean folder without the
   checks, for simulated worlds too large to validate in the time at hand
 - scan: a bare DuckDB scan that reads every event column the features use and aggregates by
   account (the floor that features at one cutoff are compared with)
-- featurize_one: pipeline.featurize.features_at at one cutoff (default: the day after the data)
-- featurize_schedule: pipeline.featurize.training_frame over the last --cutoffs cutoffs of the
+- featurize_one: pipeline.engine.features_at at one cutoff (default: the day after the data)
+- featurize_schedule: pipeline.frame.training_frame over the last --cutoffs cutoffs of the
   snapshot schedule, every --every-days days, written to WORLD/frame
 - train: `churn train` on that frame (--trees caps n_estimators), MLflow store in WORLD
 - score_earlier (not by default): `churn score --all-active` as of `score.change_days` before
@@ -104,7 +104,7 @@ def _settings(work: Path) -> dict[str, Any]:
 
 
 def _engine(params: dict[str, Any]):
-    from pipeline.featurize import EngineSpec
+    from pipeline.engine import EngineSpec
 
     return EngineSpec.from_params(params.get("features", {}))
 
@@ -119,11 +119,12 @@ def _limits(con, spec) -> None:
 
 def _feature_args(params: dict[str, Any]):
     from features import FeatureConfig
-    from pipeline import featurize as fz
+    from features.catalog import GROUPS
+    from pipeline.labels import LabelSpec
 
     cfg = FeatureConfig.from_params(params.get("features", {}))
-    label = fz.LabelSpec.from_params(params.get("label", {}))
-    groups = params.get("features", {}).get("groups") or fz.GROUPS
+    label = LabelSpec.from_params(params.get("label", {}))
+    groups = params.get("features", {}).get("groups") or GROUPS
     return cfg, label, groups
 
 
@@ -149,7 +150,8 @@ def step_validate(s: dict[str, Any]) -> dict[str, Any]:
     """What `churn validate` does (check + write_clean), under the bench's threads and limit."""
     import duckdb
 
-    from pipeline.validate import check, write_clean
+    from pipeline.checking import check
+    from pipeline.store import write_clean
 
     spec = _engine(s["params"])
     connect = duckdb.connect
@@ -177,7 +179,7 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
     """The clean folder validate would write, without its checks: for simulated worlds only.
 
     Each contract column cast to its contract type, in file order, and the report that
-    `pipeline.validate.load` opens; at a million accounts this takes minutes where validate
+    `pipeline.store.load` opens; at a million accounts this takes minutes where validate
     takes most of an hour on this machine. Simulated data passes every check, so the tables
     are the ones validate writes (the bench's tests compare them).
     """
@@ -186,7 +188,7 @@ def step_trusted_clean(s: dict[str, Any]) -> dict[str, Any]:
     from pipeline.contract import EVENT_TIME, SQL_TYPES, TABLES
     from pipeline.io import atomic_dir, write_json
     from pipeline.lineage import source_of
-    from pipeline.validate import REPORT_NAME
+    from pipeline.store import REPORT_NAME
 
     spec = _engine(s["params"])
     raw, clean = Path(s["world"]) / "raw", Path(s["clean"])
@@ -261,16 +263,17 @@ def step_scan(s: dict[str, Any]) -> dict[str, Any]:
 def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
-    from pipeline import featurize as fz
-    from pipeline.validate import load
+    from features.build import choose_engine
+    from pipeline.engine import data_end, features_at
+    from pipeline.store import load
 
     params = s["params"]
     cfg, label, groups = _feature_args(params)
     spec = _engine(params)
     validated = load(Path(s["clean"]))
-    as_of = pd.Timestamp(s["as_of"]) if s.get("as_of") else fz.data_end(validated)
+    as_of = pd.Timestamp(s["as_of"]) if s.get("as_of") else data_end(validated)
     started = _clock()
-    frame = fz.features_at(validated, as_of, cfg, label, groups, spec)
+    frame = features_at(validated, as_of, cfg, label, groups, spec)
     seconds = _elapsed(started)
     return {
         "seconds": seconds,
@@ -278,7 +281,7 @@ def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
         "rows_out": len(frame),
         "as_of": str(as_of.date()),
         "features": frame.shape[1] - 2,
-        "engine": fz.choose_engine(spec.engine, 1),
+        "engine": choose_engine(spec.engine, 1),
     }
 
 
@@ -286,9 +289,9 @@ def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
     """`churn featurize` (the training frame) over the last s["cutoffs"] cutoffs, in process."""
     import yaml
 
-    from pipeline import featurize as fz
+    from features.build import choose_engine
     from pipeline.cli import featurize as featurize_command
-    from pipeline.validate import load
+    from pipeline.store import load
 
     params, work = s["params"], Path(s["work"])
     _, label, _ = _feature_args(params)
@@ -309,7 +312,7 @@ def step_featurize_schedule(s: dict[str, Any]) -> dict[str, Any]:
         "cutoffs": len(meta["cutoffs"]),
         "first_cutoff": meta["cutoffs"][0],
         "last_cutoff": meta["cutoffs"][-1],
-        "engine": fz.choose_engine(_engine(params).engine, len(cutoffs)),
+        "engine": choose_engine(_engine(params).engine, len(cutoffs)),
     }
 
 
@@ -317,10 +320,11 @@ def schedule(validated, label, n: int, every_days: int) -> list:
     """The last n cutoffs of the snapshot schedule (every every_days days, default warm-up)."""
     import pandas as pd
 
-    from pipeline import featurize as fz
+    from pipeline.engine import data_end
+    from pipeline.schedule import snapshot_schedule
 
-    full = fz.snapshot_schedule(
-        pd.Timestamp(validated.data_start), fz.data_end(validated), label, every_days=every_days
+    full = snapshot_schedule(
+        pd.Timestamp(validated.data_start), data_end(validated), label, every_days=every_days
     )
     return full[-n:]
 
@@ -357,7 +361,7 @@ def run_process(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> di
     started = time.perf_counter()
     with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        # DuckDB's temp_directory: the features' (pipeline.featurize.ibis_tables) and, for
+        # DuckDB's temp_directory: the features' (pipeline.engine.ibis_tables) and, for
         # other connections, ./.tmp
         spills = [cwd / ".tmp", Path(tempfile.gettempdir()) / f"aftersale-duckdb-{proc.pid}"]
         peak_spill, done = 0, threading.Event()
@@ -407,8 +411,8 @@ def earlier_date(s: dict[str, Any]) -> str:
     """The data's end (the as-of date of `churn score` by default) less score.change_days."""
     import pandas as pd
 
-    from pipeline.featurize import data_end
-    from pipeline.validate import load
+    from pipeline.engine import data_end
+    from pipeline.store import load
 
     days = int(s["params"].get("score", {}).get("change_days", 28))
     return str((data_end(load(Path(s["clean"]))) - pd.Timedelta(days=days)).date())

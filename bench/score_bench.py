@@ -61,9 +61,10 @@ def rss_mb() -> float:
 def one(n: int, model_dir: Path, frame_dir: Path) -> dict:
     """Score n accounts in this process; return the figures."""
     from models.drift import Reference, drift_report, find_reference, reference_profile
-    from models.tracking import load_model
     from pipeline.params import load_params
-    from pipeline.score import COLUMNS, Settings, predict, score_features
+    from pipeline.registry import load_model
+    from pipeline.scoring import COLUMNS, predict, score_features
+    from pipeline.tiers import Settings
 
     params = load_params(ROOT / "params.yaml")
     settings = Settings.from_params(params.get("score") or {})
@@ -112,7 +113,7 @@ def one(n: int, model_dir: Path, frame_dir: Path) -> dict:
 def accuracy(model_dir: Path, frame_dir: Path, rows: int) -> dict:
     """Compiled TreeSHAP against LightGBM's pred_contrib on the same rows: time and difference."""
     from models.reasons import contributions, raw_score
-    from models.tracking import load_model
+    from pipeline.registry import load_model
 
     mlflow_dir = model_dir / "mlflow" if (model_dir / "mlflow").is_dir() else model_dir
     model = load_model(ROOT, "churn-risk", str(model_dir), mlflow_dir)

@@ -4,7 +4,8 @@ No file paths and no params reading here: callers pass Ibis tables and a Feature
 """
 
 from features.build import build_features, eligible_spine
-from features.catalog import CATALOG, GROUPS, Feature, FeatureConfig
+from features.catalog import CATALOG, GROUPS
+from features.language import Feature, FeatureConfig
 
 __all__ = [
     "CATALOG",

@@ -6,7 +6,7 @@ vendor-managed inventory, service and maintenance contracts, training, co-design
 
 from __future__ import annotations
 
-from features.catalog import Feature, count, distinct, first, ratio, since
+from features.language import Feature, count, distinct, first, ratio, since
 
 G = "dependency"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from features.build import LIMIT, UNIT
 from features.catalog import CATALOG, GROUPS
+from features.fixed_point import LIMIT, UNIT
 
 GROUP_IDEAS = {
     "silence": "The most convincing sign of a failing relationship is the absence of complaints: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ibis
 
-from features.catalog import Agg, Feature, count, known_if, mean, ratio
+from features.language import Agg, Feature, count, known_if, mean, ratio
 
 G = "promises"
 NEEDS = ("promised_date", "delivered_date")

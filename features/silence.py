@@ -5,7 +5,7 @@ No customer is satisfied for long; a quiet one is either not candid or not being
 
 from __future__ import annotations
 
-from features.catalog import (
+from features.language import (
     Feature,
     count,
     first,

@@ -7,7 +7,7 @@ buyers play suppliers against each other.
 
 from __future__ import annotations
 
-from features.catalog import Feature, count, ratio, total
+from features.language import Feature, count, ratio, total
 
 G = "trust"
 

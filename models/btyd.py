@@ -1,4 +1,5 @@
-"""The BG/NBD buy-till-you-die model and a label-free `bg_nbd` churn baseline.
+"""The BG/NBD buy-till-you-die model and a label-free `bg_nbd` churn baseline (one idea,
+likelihood, fit and prediction, that reads best whole: hence over 400 lines).
 
 The BG/NBD model (Fader, Hardie and Lee 2005, "Counting your customers the easy way: an
 alternative to the Pareto/NBD model", Marketing Science 24(2), 275-284; "FHL 2005" below):

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalog import CATALOG, GROUPS, Feature
+from features.catalog import CATALOG, GROUPS
+from features.language import Feature
 
 OTHER = "other"  # group of a model feature the catalog does not know
 BIAS = "bias"

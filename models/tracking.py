@@ -1,4 +1,6 @@
-"""MLflow conventions (DESIGN section 7): one store at the repo root, one registered model."""
+"""MLflow conventions (docs/architecture.md, "MLflow"): one store at the repo root, one
+registered model, aliases per data lineage; loading a model by URI or folder. Which model the
+project scores a data set with is pipeline/registry.py."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ import json
 import logging
 import os
 import platform
-import re
-import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,14 +19,10 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from models.errors import UserError
 from models.lineage import (
-    FINGERPRINT_NAME,
-    describe,
-    from_tags,
     lineage_alias,
-    lineage_of,
 )
-from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -276,188 +272,3 @@ def _load(target: str, version: str, note: str | None = None) -> LoadedModel:
             f"cannot load the model at {target}: {_reason(exc)}; check the path or URI, "
             "or run `dvc repro` to train one"
         ) from exc
-
-
-def _path_fingerprint(folder: Path) -> dict[str, Any] | None:
-    """The data a model folder saved by the train stage was trained on (train_info.json)."""
-    info = Path(folder).parent / "train_info.json"
-    if Path(folder).is_dir() and info.is_file():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            found = json.loads(info.read_text()).get("data")
-            return found if lineage_of(found) else None
-    return None
-
-
-def _alias_version(client: MlflowClient, name: str, alias: str):
-    """The model version holding `alias`, or None when there is none (other errors raise)."""
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        # no such alias (INVALID_PARAMETER_VALUE) or no such registered model
-        if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
-            return None
-        raise
-
-
-def _named_fingerprint(uri: str, target: str, loaded: LoadedModel) -> dict[str, Any] | None:
-    """The data a model named with --model was trained on: train_info.json beside a folder,
-    the registered version's tags, else the data_fingerprint.json of its MLflow run."""
-    if Path(target).is_dir() and _path_fingerprint(Path(target)):
-        return _path_fingerprint(Path(target))
-    match = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))/?", uri)
-    with contextlib.suppress(Exception), _bounded_http():  # no record: unknown lineage
-        if match:
-            client = MlflowClient()
-            name, number, alias = match.groups()
-            mv = (
-                client.get_model_version(name, number)
-                if number
-                else client.get_model_version_by_alias(name, alias)
-            )
-            found = from_tags(mv.tags)
-            if found:
-                return found
-        run_id = loaded.pyfunc.metadata.run_id
-        if run_id:
-            found = mlflow.artifacts.load_dict(f"runs:/{run_id}/{FINGERPRINT_NAME}")
-            return found if lineage_of(found) else None
-    return None
-
-
-def _train_hint(data: Mapping[str, Any]) -> str:
-    """How to train a model on the data being scored."""
-    cmd = f"dvc exp run -S data.raw={shlex.quote(str(data.get('source')))}"
-    if data.get("lineage_from") == "data.lineage":
-        cmd += f" -S data.lineage={shlex.quote(str(lineage_of(data)))}"
-    return (
-        f"train a model on this data (`{cmd}`; for your own export also -S data.truth=''); "
-        "or, when this data continues a lineage you trained on (a newer export of the same "
-        "company), set data.lineage in params.yaml to its name; or name a model with --model "
-        "to score with it anyway (a note will say what it was trained on)"
-    )
-
-
-def _load_for_data(
-    root: Path, registered_name: str, fallback: Path, data: Mapping[str, Any]
-) -> LoadedModel:
-    """The champion of the data's lineage, else the DVC-tracked `fallback` when trained on the
-    same lineage; else a UserError that names what was found and what to do."""
-    lineage = lineage_of(data)
-    alias = lineage_alias(CHAMPION, lineage) if lineage else None
-    store = tracking_uri(root)
-    has_store = store != default_uri(root) or (Path(root) / "mlflow.db").is_file()
-    found: list[tuple[str, dict[str, Any] | None]] = []  # models of other (or unknown) data
-    if has_store and alias:
-        mlflow.set_tracking_uri(store)
-        mlflow.set_registry_uri(store)
-        try:
-            with _bounded_http():
-                client = MlflowClient()
-                mv = _alias_version(client, registered_name, alias)
-                if mv is not None:
-                    model = load_pyfunc(f"models:/{registered_name}/{mv.version}")
-                    fingerprint = from_tags(mv.tags)
-                    return LoadedModel(model, f"{registered_name}/{mv.version}", None, fingerprint)
-                plain = _alias_version(client, registered_name, CHAMPION)
-            note = f"the MLflow store {store} has no champion for this data (alias '{alias}')"
-            if plain is not None:
-                found.append(
-                    (f"the registry's '{CHAMPION}' {registered_name}/{plain.version}",
-                     from_tags(plain.tags))
-                )  # fmt: skip
-        except Exception as exc:  # unreachable store, deleted artifacts...
-            note = (
-                f"could not use the champion for this data ('{alias}') of '{registered_name}' "
-                f"in the MLflow store {store} ({_reason(exc)})"
-            )
-    elif has_store:
-        note = "the data being scored has no lineage key"
-    else:
-        note = f"no MLflow store at {store}"
-    if (Path(fallback) / "MLmodel").is_file():
-        fingerprint = _path_fingerprint(Path(fallback))
-        if lineage and lineage_of(fingerprint) == lineage:
-            note += f"; scoring with the DVC-tracked model {fallback}, trained on this data"
-            log.warning("%s", note)
-            loaded = _load(str(Path(fallback).resolve()), f"dvc:{fallback}", note)
-            loaded.fingerprint = fingerprint
-            return loaded
-        found.append((f"the DVC-tracked model {fallback}", fingerprint))
-    if not found:
-        raise UserError(
-            f"no model to score with: {note}, and no DVC-tracked model at {fallback}; "
-            "run `dvc repro` (or `make run`) first, or pass --model"
-        )
-    lines = "\n".join(f"  found:   {label}, trained on {describe(fp)}" for label, fp in found)
-    raise UserError(
-        "no model trained on the data being scored\n"
-        f"  scoring: {describe(data)}\n{lines}\n  ({note})\n"
-        f"Models of other data are not used unless named: {_train_hint(data)}"
-    )
-
-
-def _mismatch_note(version: str, fingerprint: Mapping[str, Any] | None, data: Mapping) -> str:
-    """A note for a named model trained on other (or unrecorded) data than the data scored."""
-    return (
-        f"the model {version} was trained on {describe(fingerprint)}, not on the data being "
-        f"scored ({describe(data)}); scoring with it because --model names it"
-    )
-
-
-def load_model(
-    root: Path,
-    registered_name: str,
-    uri: str | None,
-    fallback: Path,
-    data: Mapping[str, Any] | None = None,
-) -> LoadedModel:
-    """Load `uri` if given, else the registry's champion, else the DVC-tracked `fallback`.
-
-    With `data`, the fingerprint of the data to score (pipeline/lineage.py), the champion is
-    the one of the data's lineage, and the fallback is used only when trained on it; a model
-    named by `uri` is loaded whatever it was trained on, with a note when that is other data.
-    """
-    if uri:
-        target = uri
-        if "://" not in uri and ":/" not in uri:
-            target = str(Path(uri).resolve())
-            if not Path(target).exists():
-                raise UserError(f"no model at {uri}: pass a model folder or an MLflow model URI")
-        if Path(target).is_dir() and (Path(target) / "mlflow" / "MLmodel").is_file():
-            target = str(Path(target) / "mlflow")  # the DVC-tracked folder, e.g. data/model
-        mlflow.set_tracking_uri(tracking_uri(root))
-        with _bounded_http():
-            loaded = _load(target, _path_version(Path(target)) or uri)
-        if data is not None:
-            loaded.fingerprint = _named_fingerprint(uri, target, loaded)
-            if lineage_of(loaded.fingerprint) != lineage_of(data):
-                loaded.note = _mismatch_note(loaded.version, loaded.fingerprint, data)
-                log.warning("%s", loaded.note)
-        return loaded
-    if data is not None:
-        return _load_for_data(root, registered_name, fallback, data)
-    store = tracking_uri(root)
-    has_store = store != default_uri(root) or (Path(root) / "mlflow.db").is_file()
-    if has_store:
-        mlflow.set_tracking_uri(store)
-        mlflow.set_registry_uri(store)
-        try:
-            with _bounded_http():
-                mv = MlflowClient().get_model_version_by_alias(registered_name, CHAMPION)
-                model = load_pyfunc(f"models:/{registered_name}@{CHAMPION}")
-            return LoadedModel(model, f"{registered_name}/{mv.version}", None, from_tags(mv.tags))
-        except Exception as exc:  # unreachable store, missing alias, deleted artifacts...
-            note = (
-                f"could not use the '{CHAMPION}' of '{registered_name}' in the MLflow store "
-                f"{store} ({_reason(exc)})"
-            )
-    else:
-        note = f"no MLflow store at {store}"
-    if not (Path(fallback) / "MLmodel").is_file():
-        raise UserError(
-            f"no model to score with: {note}, and no DVC-tracked model at {fallback}; "
-            "run `dvc repro` (or `make run`) first, or pass --model"
-        )
-    note += f"; scoring with the DVC-tracked model {fallback} instead"
-    log.warning("%s", note)
-    return _load(str(Path(fallback).resolve()), f"dvc:{fallback}", note)

@@ -4,14 +4,15 @@ Monitoring (pipeline/monitor.py) looks back at past score runs. A new installati
 so `churn backfill` makes them, each as it would have been made on its day. For each as-of
 date A (the last `runs` cutoffs of the training frame, `every` cutoffs apart):
 
-- the model is fitted as the train stage fits it (pipeline/train.py `fit_model`: the same
+- the model is fitted as the train stage fits it (pipeline/fitting.py `fit_model`: the same
   params, the same split by time) on the frame's rows whose label window had closed by A
   (cutoff + lead + horizon <= A), so nothing from A on reaches it; its envelope comes from its
   own test fold, its reference profile from its own training fold;
 - it is logged as an MLflow run (run name `backfill-A`, tag `backfill.as_of`), never
   registered: a backfilled model does not compete for champion;
-- it scores the accounts active at A with `pipeline.score.run`, as `churn score --all-active
-  --as-of A` would, and the run is kept in the score history with model version `backfill:A`.
+- it scores the accounts active at A with `pipeline.scoring.write_scores`, as
+  `churn score --all-active --as-of A` would, and the run is kept in the score history with
+  model version `backfill:A`.
 
 The frame's cutoffs all have closed label windows, so every backfilled run can be judged.
 """
@@ -26,18 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import typer
 
 from models.drift import Reference, reference_profile
+from pipeline.artifacts import read_frame
 from pipeline.errors import UserError
-from pipeline.featurize import LABEL, LabelSpec
-from pipeline.validate import Validated
+from pipeline.labels import LABEL, LabelSpec
+from pipeline.lineage import data_lineage
+from pipeline.paths import repo_root
+from pipeline.progress import step
+from pipeline.store import Validated, load
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BackfilledModel:
-    """A model fitted for one past as-of date, in the shape `pipeline.score.run` takes."""
+    """A model fitted for one past as-of date, in the shape pipeline.scoring.write_scores takes."""
 
     churn_model: Any
     version: str
@@ -68,7 +74,8 @@ def fit_at(
 ):
     """The model of `as_of` (see the module), its folds, its reference profile and the rows
     it learned from. Raises UserError when the rows known by then are too few to split."""
-    from pipeline.train import fit_model, fold_envelope, folds_for
+    from pipeline.fitting import fit_model, fold_envelope
+    from pipeline.split import folds_for
 
     spec = LabelSpec.from_params(label)
     known = known_by(frame, as_of, spec)
@@ -125,9 +132,8 @@ def backfill(
     from pipeline.history import folder as history_folder
     from pipeline.history import runs as history_runs
     from pipeline.lineage import fingerprint
-    from pipeline.progress import step
-    from pipeline.score import Settings
-    from pipeline.score import run as score_run
+    from pipeline.scoring import write_scores
+    from pipeline.tiers import Settings
 
     ours = fingerprint(validated, lineage)["lineage"]
     built_from = (frame_meta.get("data") or {}).get("lineage")
@@ -171,7 +177,7 @@ def backfill(
             step(f"backfill {day}: scoring the accounts active then"),
             tempfile.TemporaryDirectory() as tmp,
         ):
-            meta = score_run(
+            meta = write_scores(
                 validated,
                 stand_in,
                 as_of,
@@ -201,3 +207,21 @@ def backfill(
             f"to fit a model; the latest, {why}"
         )
     return done
+
+
+def run(data: Path, frame: Path, runs: int, every: int, params: dict[str, Any]) -> None:
+    """`churn backfill`: score every `every`th of the last `runs` cutoffs of the training frame
+    in `frame` with the model of the time, on the data folder `data`, into the score history;
+    print each run. Raises UserError (exit 2) on bad input."""
+    with step(f"reading {data} and {frame}"):
+        validated = load(data, params.get("validate"))
+        table, meta = read_frame(frame)
+    done = backfill(validated, table, meta, params, repo_root(), runs, every, data_lineage(params))
+    for m in done:
+        tiers = ", ".join(f"{k} {v}" for k, v in sorted(m["tier_counts"].items()))
+        typer.echo(f"{m['as_of']}  {m['model_version']}  {m['rows']} rows ({tiers})")
+    if not done:
+        typer.echo("nothing to backfill: every date is in the score history already")
+        return
+    typer.echo(f"{len(done)} backfilled run(s) -> {Path(done[-1]['history']).parent}")
+    typer.echo("next: churn monitor --data " + str(data))

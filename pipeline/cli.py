@@ -1,12 +1,14 @@
-"""The `churn` command line: one command per pipeline stage, params read once here."""
+"""The `churn` command line: one command per pipeline stage, params read once here.
+
+Each verb parses its options, reads params.yaml (pipeline/params.py) and calls its stage
+module's `run`; the work is there (docs/architecture.md). Over 400 lines because it is one
+idea that reads best whole: every verb's options and help, side by side.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,30 +50,33 @@ EngineOpt = Annotated[
 ]
 
 
-def _engine(value: str | None) -> str:
-    if value not in (None, "duckdb", "spark"):
-        raise UserError(f"--engine must be duckdb or spark, not {value!r}")
-    return value or "duckdb"
-
-
-def _params(path: Path | None) -> dict[str, Any]:
+def _params(path: Path | None, stage: Any = None) -> dict[str, Any]:
+    """params.yaml (checked, defaults filled in: pipeline/params.py); for a stage module, only
+    what its PARAMS declare (pipeline.config.only)."""
     from pipeline.params import load_params
 
-    return load_params(path or default_params_file())
+    params = load_params(path or default_params_file())
+    return params if stage is None else _only(params, stage)
 
 
-def _optional_params(path: Path | None) -> dict[str, Any]:
-    """params.yaml when given or present; else none (commands with their own defaults)."""
-    found = path or default_params_file()
-    return _params(found) if path or found.is_file() else {}
+def _only(params: dict[str, Any], stage: Any) -> dict[str, Any]:
+    from pipeline.config import only
+
+    return only(params, stage.PARAMS, stage.__name__.rpartition(".")[2])
 
 
-def _date(value: str | None, option: str):
-    """A date given on the command line (pipeline.contract.parse_date), as its day: a time of
-    day, on the data's clock, counts from the start of that day."""
-    from pipeline.contract import parse_date
+def _has_params(path: Path | None) -> bool:
+    return path is not None or default_params_file().is_file()
 
-    return None if value is None else parse_date(value, option).normalize()
+
+def _optional_params(path: Path | None, stage: Any = None) -> dict[str, Any]:
+    """params.yaml when given or present; else the schema's defaults (commands that also run
+    outside a project)."""
+    if _has_params(path):
+        return _params(path, stage)
+    from pipeline.config import complete
+
+    return complete({}) if stage is None else _only(complete({}), stage)
 
 
 def _version(show: bool) -> None:
@@ -128,37 +133,9 @@ def simulate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Write a simulated B2B world (the five input tables) and its ground truth."""
-    from pipeline.simulate import SimConfig
-    from pipeline.simulate import write as write_world
+    from pipeline import simulate as stage
 
-    params = _params(params_file)
-    sim, label = params.get("simulate", {}), params.get("label", {})
-    try:
-        config = SimConfig(
-            n_accounts=accounts if accounts is not None else sim.get("accounts", 5000),
-            seed=seed if seed is not None else sim.get("seed", 42),
-            start=str(sim.get("start", "2023-01-02")),
-            weeks=sim.get("weeks", 156),
-            lead_days=label.get("lead_days", 0),
-            horizon_days=label.get("horizon_days", 90),
-            mc_samples=sim.get("mc_samples", 64),
-            shift_week=sim.get("shift_week"),
-            shift_offers=sim.get("shift_offers", 3.0),
-            shift_health=sim.get("shift_health", 0.45),
-        )
-    except (ValueError, TypeError) as exc:  # the config checks itself
-        raise UserError(f"params.yaml simulate: {exc}") from None
-    fmt = fmt or sim.get("format", "csv")
-    if fmt not in ("csv", "parquet"):
-        raise UserError(f"--format must be csv or parquet, not {fmt!r}")
-    started = time.perf_counter()
-    with step(f"simulating {config.n_accounts:,} accounts over {config.weeks} weeks"):
-        rows = write_world(config, out, truth or out.parent / "truth.parquet", fmt)
-    counts = ", ".join(f"{name} {n}" for name, n in rows.items())
-    typer.echo(
-        f"simulated {config.n_accounts} accounts over {config.weeks} weeks in "
-        f"{time.perf_counter() - started:.1f}s: {counts} -> {out}"
-    )
+    stage.run(out, truth, accounts, seed, fmt, _params(params_file, stage))
 
 
 @app.command()
@@ -184,42 +161,9 @@ def validate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Check the input tables against the contract and write clean Parquet (exit 2 on problems)."""
-    from features.catalog import left_out
-    from pipeline.contract import LATE_GAP_DAYS
-    from pipeline.io import write_json
-    from pipeline.validate import REJECTS_NAME, check, write_clean
+    from pipeline import validate as stage
 
-    params = _optional_params(params_file)
-    settings = params.get("validate") or {}
-    with step(f"checking the tables in {data}"):
-        result = check(
-            data,
-            policy=policy or settings.get("policy", "fail"),
-            end_date=end_date if end_date is not None else settings.get("end_date"),
-            vocabulary=settings.get("vocabulary"),
-            gap_days=settings.get("gap_days", LATE_GAP_DAYS),
-        )
-    if report is not None:
-        write_json(result.report(), report)
-    result.raise_if_failed()
-    result.notes.extend(
-        f"{group}: left out {', '.join(names)}" for group, names in left_out(result.columns).items()
-    )
-    with step(f"writing the clean tables to {out}"):
-        write_clean(result, out)
-    for note in result.notes:
-        typer.echo(f"note: {note}")
-    if result.dropped:
-        typer.echo(
-            f"dropped {sum(result.dropped.values())} rows with problems "
-            f"({', '.join(f'{t} {n}' for t, n in result.dropped.items())}), listed in "
-            f"{out / REJECTS_NAME}:\n{result.summary()}",
-            err=True,
-        )
-    typer.echo(
-        f"valid: {', '.join(f'{t} {n} rows' for t, n in result.kept.items())}; "
-        f"data from {result.data_start} to {result.data_end}; clean tables in {out}"
-    )
+    stage.run(data, out, policy, end_date, report, _optional_params(params_file, stage))
 
 
 @app.command()
@@ -240,86 +184,9 @@ def featurize(
     params_file: ParamsOpt = None,
 ) -> None:
     """Features at one cutoff, or (without --as-of) the labelled frame over the schedule."""
-    import pandas as pd
+    from pipeline import featurize as stage
 
-    from features import FeatureConfig
-    from pipeline import featurize as fz
-    from pipeline.io import check_table_suffix, write_json, write_table
-    from pipeline.validate import load
-
-    params = _params(params_file)
-    cfg = FeatureConfig.from_params(params.get("features", {}))
-    label = fz.LabelSpec.from_params(params.get("label", {}))
-    groups = fz.check_groups(params.get("features", {}).get("groups") or fz.GROUPS)
-    spec = fz.EngineSpec.from_params(params.get("features", {}))
-    if _engine(engine) == "spark":
-        from pipeline import spark as fx
-    else:
-        fx = fz
-    cutoff = _date(as_of, "--as-of")
-    if cutoff is not None:
-        check_table_suffix(out)
-        validated = load(data, params.get("validate"))
-        from pipeline.score import check_as_of
-
-        check_as_of(validated, cutoff)
-        frame = fx.features_at(validated, cutoff, cfg, label, groups, spec)
-        write_table(frame, out)
-        typer.echo(
-            f"{len(frame)} accounts x {frame.shape[1] - 2} features as of {cutoff.date()} -> {out}"
-        )
-        return
-    with step(f"reading {data}"):
-        validated = load(data, params.get("validate"))
-    schedule = fz.schedule_for(
-        pd.Timestamp(validated.data_start),
-        fz.data_end(validated),
-        label,
-        params.get("schedule") or {},
-        params.get("split") or {},
-    )
-    cutoffs = schedule.cutoffs
-    typer.echo(f"schedule: {schedule.describe()}")
-    started = time.perf_counter()
-    from pipeline.io import atomic_dir
-    from pipeline.lineage import data_lineage, fingerprint
-
-    with atomic_dir(out) as tmp:
-        with step(f"features and labels at {len(cutoffs)} cutoffs"):
-            frame = fz.write_training_frame(
-                validated,
-                cutoffs,
-                cfg,
-                label,
-                tmp / "frame.parquet",
-                groups,
-                spec,
-                build=fx.training_frame if fx is not fz else None,
-            )
-        mode = frame.mode
-        write_json(
-            {
-                "label_mode": mode,
-                "cutoffs": [str(c.date()) for c in cutoffs],
-                "schedule": {
-                    "every_days": schedule.every_days,
-                    "warmup_days": schedule.warmup_days,
-                    "derived": schedule.derived,
-                },
-                "rows": frame.rows,
-                "churn_rate": frame.churned / frame.rows if frame.rows else float("nan"),
-                "features": [c for c in frame.columns if c not in (*fz.KEYS, fz.LABEL)],
-                "data_start": validated.data_start,
-                "data_end": validated.data_end,
-                "data": fingerprint(validated, data_lineage(params)),
-            },
-            tmp / "meta.json",
-        )
-    typer.echo(
-        f"training frame: {frame.rows} rows, {len(cutoffs)} cutoffs, {len(frame.columns) - 3} "
-        f"features, label {mode} (churn rate {frame.churned / max(frame.rows, 1):.3f}) in "
-        f"{time.perf_counter() - started:.1f}s -> {out}"
-    )
+    stage.run(data, out, as_of, engine, _params(params_file, stage))
 
 
 @app.command()
@@ -331,10 +198,11 @@ def train(
     params_file: ParamsOpt = None,
 ) -> None:
     """Train LightGBM, log the run to MLflow, register the model as challenger."""
-    from pipeline.train import run
+    from pipeline import train as stage
 
+    params = _params(params_file)  # all of it is logged to the run; the stage reads its PARAMS
     with step("training"):
-        info = run(frame, model_out, _params(params_file), repo_root())
+        info = stage.run(frame, model_out, _only(params, stage), repo_root(), record=params)
     typer.echo(
         f"model {info['registered_model']} v{info['version']}: {info['trees']} trees, "
         f"valid AUC {info['valid']['auc']:.3f}; run {info['run_id']}"
@@ -352,12 +220,13 @@ def evaluate(
     params_file: ParamsOpt = None,
 ) -> None:
     """Out-of-time test metrics beside baselines and the oracle, plots, champion/challenger."""
-    from pipeline.evaluate import run, summary
+    from pipeline import evaluate as stage
+    from pipeline.evaluation_record import summary
 
-    params = _params(params_file)
-    truth = params.get("data", {}).get("truth")
+    params = _params(params_file, stage)
+    truth = params["data"]["truth"]
     with step("evaluating on the out-of-time test fold"):
-        metrics, decision = run(
+        metrics, decision = stage.run(
             frame, model, Path(truth) if truth else None, reports, params, repo_root()
         )
     typer.echo(f"{summary(metrics)}\n-> {reports / 'metrics.json'}, {reports / 'evaluation.json'}")
@@ -404,49 +273,13 @@ def score(
 ) -> None:
     """Score a customer list (or every active account): probability, tier, change, reasons,
     action and status per account."""
-    from models.drift import drift_warning
+    from pipeline import score as stage
     from pipeline.io import check_table_suffix
-    from pipeline.lineage import data_lineage
-    from pipeline.score import (
-        Settings,
-        load_scoring_model,
-        read_account_list,
-        read_previous,
-        run,
-    )
-    from pipeline.validate import load
 
     if (accounts is None) == (not all_active):
         raise UserError("give either --accounts FILE or --all-active")
     check_table_suffix(out)
-    params = _params(params_file)
-    settings = Settings.from_params(params.get("score") or {})
-    if engine is not None:
-        settings = dataclasses.replace(settings, engine=_engine(engine))
-    when = _date(as_of, "--as-of")
-    listed = read_account_list(accounts) if accounts is not None else None
-    earlier = read_previous(previous) if previous is not None else None
-    with step(f"reading {data}"):
-        validated = load(data, params.get("validate"))
-    with step("loading the model"):
-        loaded, reference = load_scoring_model(params, model, validated)
-    with step("scoring"):
-        meta = run(
-            validated, loaded, when, listed, settings, out, reference, earlier,
-            data_lineage(params),
-        )  # fmt: skip
-    if loaded.note:
-        typer.echo(f"note: {loaded.note}", err=True)
-    warning = drift_warning(meta["drift"])
-    if warning:
-        typer.echo(f"warning: {warning}", err=True)
-    typer.echo(
-        f"scored as of {meta['as_of']} with {meta['model_version']}: "
-        + ", ".join(f"{k} {v}" for k, v in meta["status_counts"].items())
-        + "; tiers: "
-        + (", ".join(f"{k} {v}" for k, v in meta["tier_counts"].items()) or "none")
-        + f"; reasons for {meta['rows_with_reasons']} accounts -> {out}"
-    )
+    stage.run(data, out, accounts, as_of, model, previous, engine, _params(params_file, stage))
 
 
 @app.command()
@@ -462,10 +295,10 @@ def report(
     params_file: ParamsOpt = None,
 ) -> None:
     """Write reports/report.html: metrics, plots, importance, risk, top accounts with reasons."""
-    from pipeline.report import run
+    from pipeline import report as stage
 
     with step("writing the report"):
-        out = run(frame, model, data, reports, _params(params_file), repo_root())
+        out = stage.run(frame, model, data, reports, _params(params_file, stage), repo_root())
     typer.echo(f"report -> {out}")
 
 
@@ -481,7 +314,9 @@ def compare(
     from pipeline.compare import compare as compare_runs
 
     params = _optional_params(params_file)
-    name = experiment or (params.get("mlflow") or {}).get("experiment", "churn")
+    from pipeline.config import defaults
+
+    name = experiment or (params.get("mlflow") or defaults("mlflow"))["experiment"]
     typer.echo(compare_runs(repo_root(), name, last))
 
 
@@ -516,62 +351,15 @@ def explain(
 ) -> None:
     """One account's risk over its recent cutoffs with the reasons at each, as a table and a
     PNG chart: is the relationship improving or deteriorating, and why."""
-    from pipeline import explain as ex
-    from pipeline.featurize import data_end
-    from pipeline.lineage import data_lineage, fingerprint
-    from pipeline.score import Settings, load_scoring_model
-    from pipeline.validate import load
+    from pipeline import explain as stage
 
     if cutoffs < 1:
         raise UserError("--cutoffs must be at least 1")
     account_id = account_id.strip()  # as the accounts table is read: trimmed
-    out = out or Path("outputs") / f"explain_{ex.safe_name(account_id)}.png"
+    out = out or Path("outputs") / f"explain_{stage.safe_name(account_id)}.png"
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the chart is a PNG; name it *.png")
-    params = _params(params_file)
-    settings = Settings.from_params(params.get("score") or {})
-    if every is not None and every < 1:
-        raise UserError("--every must be at least 1 day")
-    asked = _date(as_of, "--as-of")
-    with step(f"reading {data}"):
-        validated = load(data, params.get("validate"))
-    every_days = every or _schedule_step(validated, params)
-    with step("loading the model"):
-        loaded, reference = load_scoring_model(params, model, validated)
-    when = asked or data_end(validated)
-    with step(f"{account_id} at {cutoffs} cutoffs"):
-        lineage = fingerprint(validated, data_lineage(params))["lineage"]
-        table, groups = ex.history(
-            validated, loaded, account_id, when, settings, reference, cutoffs, every_days, lineage
-        )
-    title = ex.account_title(validated, account_id, loaded)
-    summary = ex.verdict(table, groups)
-    with step("drawing the chart"):
-        ex.chart(title, table, groups, summary, table.attrs.get("tier_bounds"), out)
-    typer.echo(ex.render(account_id, title, table, summary))
-    typer.echo(f"chart -> {out}")
-
-
-def _schedule_step(validated, params: dict[str, Any]) -> int:
-    """schedule.every_days, or the step the training schedule derives from this data."""
-    import pandas as pd
-
-    from pipeline import featurize as fz
-
-    step = (params.get("schedule") or {}).get("every_days")
-    if step:
-        return int(step)
-    try:
-        label = fz.LabelSpec.from_params(params.get("label", {}))
-        return fz.schedule_for(
-            pd.Timestamp(validated.data_start),
-            fz.data_end(validated),
-            label,
-            params.get("schedule") or {},
-            params.get("split") or {},
-        ).every_days
-    except UserError:  # too short to train on: the longest step
-        return fz.EVERY_DAYS[0]
+    stage.run(account_id, data, as_of, model, out, cutoffs, every, _params(params_file))
 
 
 @app.command()
@@ -592,49 +380,10 @@ def monitor(
     """Did the scores come true? Every past score run against the data at hand: realized
     performance where its label window has closed, an estimate where it has not, and an alert
     when a model's realized AUC or calibration leaves its test fold's interval."""
-    from models.tracking import configure
-    from pipeline import monitor as mon
-    from pipeline.history import folder
-    from pipeline.io import atomic_files
-    from pipeline.lineage import data_lineage
-    from pipeline.validate import load
+    from pipeline import monitor as stage
 
-    params = _optional_params(params_file)
-    setting = (params.get("score") or {}).get("history", "outputs/history")
-    where = history or folder(setting)
-    if where is None:
-        raise UserError("score.history is null: no score runs are kept; give --history DIR")
-    level = (params.get("monitor") or {}).get("level", mon.LEVEL)
-    if level not in (0.9, 0.95, 0.99):
-        raise UserError(f"monitor.level must be 0.9, 0.95 or 0.99, not {level!r}")
-    validated = load(data, params.get("validate"))
-    with step("judging the past score runs against the data at hand"):
-        results = mon.monitor(validated, where, data_lineage(params), level)
-    found = mon.alerts(results)
-    details = out.with_name(out.stem + "_runs.json")
-    summary = {"data_end": validated.data_end, "level": level, **mon.metrics(results)}
-    with atomic_files([out, details]) as (tmp, tmp_details):
-        tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        tmp_details.write_text(
-            json.dumps(
-                {
-                    "data_end": validated.data_end,
-                    "level": level,
-                    "runs": results,
-                    "alerts": found,
-                },
-                indent=2,
-                default=str,
-            )
-            + "\n"
-        )
-    if "mlflow" in params:
-        configure(repo_root(), params["mlflow"]["experiment"])
-        logged = mon.log_to_mlflow(results)
-        if logged:
-            typer.echo(f"logged {logged} figure(s) to the models' MLflow runs (monitor.*)")
-    typer.echo(mon.render(results))
-    typer.echo(f"-> {out} (DVC metrics), {details}")
+    params = _optional_params(params_file, stage)
+    found = stage.run(data, history, out, params, log_runs=_has_params(params_file))
     if fail_on_alert and found:
         raise typer.Exit(3)
 
@@ -649,26 +398,9 @@ def backfill(
 ) -> None:
     """Score past as-of dates with the model that would have been current then, into the
     score history, so that `churn monitor` has runs to judge (see pipeline/backfill.py)."""
-    from pipeline.backfill import backfill as run_backfill
-    from pipeline.lineage import data_lineage
-    from pipeline.train import read_frame
-    from pipeline.validate import load
+    from pipeline import backfill as stage
 
-    params = _params(params_file)
-    with step(f"reading {data} and {frame}"):
-        validated = load(data, params.get("validate"))
-        table, meta = read_frame(frame)
-    done = run_backfill(
-        validated, table, meta, params, repo_root(), runs, every, data_lineage(params)
-    )
-    for m in done:
-        tiers = ", ".join(f"{k} {v}" for k, v in sorted(m["tier_counts"].items()))
-        typer.echo(f"{m['as_of']}  {m['model_version']}  {m['rows']} rows ({tiers})")
-    if not done:
-        typer.echo("nothing to backfill: every date is in the score history already")
-        return
-    typer.echo(f"{len(done)} backfilled run(s) -> {Path(done[-1]['history']).parent}")
-    typer.echo("next: churn monitor --data " + str(data))
+    stage.run(data, frame, runs, every, _params(params_file))
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The input data contract (DESIGN section 4): tables, columns, types, vocabularies and rules.
+"""The input data contract: tables, columns, types, vocabularies and rules.
 
 docs/data-contract.md describes every rule here and the message each breach gets.
 """
@@ -32,7 +32,7 @@ PLAUSIBLE_DATES = ("1900-01-01", "2200-01-01")
 # Event dates far after the rest of the data (a typo such as 2099 for 2023): after a stretch of
 # more than validate.gap_days days (LATE_GAP_DAYS by default) with no event at all come events
 # that are few beside those before it: at most LATE_SHARE of them, or, when the stretch is
-# longer than the whole history before it, fewer than they are (pipeline.validate._late_tail).
+# longer than the whole history before it, fewer than they are (pipeline.timeline.late_tail).
 LATE_GAP_DAYS = 180
 LATE_SHARE = 0.01
 # Cell texts that mean "no value" in date and number columns (exports write them for empty).
@@ -98,6 +98,9 @@ class DateOrder:
     fix: str
 
 
+# The vocabularies of interactions.type and links.link_type, defined here once. The simulator
+# (pipeline/simulator/constants.py) uses them too and draws each type by its position, so
+# reordering a tuple changes every simulated world (appending a type changes it as well).
 INTERACTION_TYPES = (
     "complaint",
     "service_request",
@@ -261,3 +264,9 @@ def parse_date(value: Any, what: str) -> pd.Timestamp:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp
+
+
+def as_day(value: str | None, option: str) -> pd.Timestamp | None:
+    """A date given on the command line (parse_date), as its day: a time of day, on the data's
+    clock, counts from the start of that day. None stays None."""
+    return None if value is None else parse_date(value, option).normalize()

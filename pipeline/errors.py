@@ -1,12 +1,11 @@
-"""Errors that are the user's to fix: the CLI prints them and exits with code 2, no traceback."""
+"""Errors that are the user's to fix: the CLI prints them and exits with code 2, no traceback.
+`UserError` is the libraries' (models/errors.py), one class for the whole product."""
 
 from __future__ import annotations
 
+from models.errors import UserError
 
-class UserError(Exception):
-    """Bad input or configuration: the message says what is wrong and how to fix it."""
-
-    exit_code = 2
+__all__ = ["DataError", "UserError"]
 
 
 class DataError(UserError):

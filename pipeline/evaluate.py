@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from features.build import KEYS
 from models.baselines import fit_baselines
 from models.bootstrap import auc_difference
 from models.lineage import lineage_of
@@ -30,12 +29,26 @@ from models.metrics import (
 from models.promotion import Decision, compare_and_promote, missing_features
 from models.tracking import configure, load_pyfunc
 from pipeline import figures
+from pipeline.artifacts import (
+    EVALUATION_NAME,
+    METRICS_NAME,
+    PREDICTIONS_NAME,
+    PROMOTION_NAME,
+    load_churn_model,
+    read_frame,
+)
+from pipeline.config import defaults
 from pipeline.errors import UserError
-from pipeline.featurize import KEYS, LABEL
+from pipeline.evaluation_record import headline, log_to_run
+from pipeline.figures import LABELS, model_label
 from pipeline.io import write_json, write_table
+from pipeline.labels import LABEL
 from pipeline.progress import step
-from pipeline.split import Folds
-from pipeline.train import INFO_NAME, MODEL_SUBDIR, folds_for, read_frame
+from pipeline.split import Folds, folds_for
+
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("data.truth", "split", "label", "campaign", "promote", "mlflow")
 
 log = logging.getLogger(__name__)
 
@@ -51,39 +64,7 @@ BASELINE_KEYS = (
     "recall_at_10pct",
 )
 ORACLE_KEYS = (*BASELINE_KEYS, "campaign_value")  # campaign_value only when it is priced
-DEPTHS = (5, 10, 20)  # contact depths (%) quoted on the console without a priced campaign
-LABELS = {
-    "model": "model (calibrated LightGBM)",
-    "oracle": "oracle: the simulator's true probability",
-    "logistic_regression": "logistic regression",
-    "days_since_last_contact": "rule: days since last contact",
-    "recency_frequency": "recency-frequency-monetary score",
-    "bg_nbd": "BG/NBD: P(no order in the label window)",
-}
-# CSV files for `dvc plots` (model only: DVC overlays experiments) and PNGs for people/MLflow.
-PLOT_FILES = ("roc.csv", "pr.csv", "calibration.csv", "gains.csv", "campaign.csv")
-PNG_FILES = (
-    "roc.png",
-    "pr.png",
-    "calibration.png",
-    "gains.png",
-    "campaign.png",
-    "evaluation.png",
-)
-PROMOTION_NAME = "promotion.json"
-EVALUATION_NAME = "evaluation.json"  # every figure, by section: the report and MLflow read it
-METRICS_NAME = "metrics.json"  # DVC's metrics: the few numbers compared across experiments
-HEADLINE = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct")  # of the test fold
-PREDICTIONS_NAME = "test_predictions.csv"
 BOOTSTRAP_RESAMPLES = 1000
-
-
-def model_label(model: dict[str, Any]) -> str:
-    """The model's name in plots and reports (`model` section of metrics.json)."""
-    w = float(model.get("blend_weight", 1.0))
-    if w >= 1.0:
-        return LABELS["model"]
-    return f"model (calibrated {w:.2f} LightGBM + {1 - w:.2f} logistic regression)"
 
 
 def oracle_probabilities(test: pd.DataFrame, truth_path: Path | None) -> pd.Series | None:
@@ -137,15 +118,6 @@ def campaign_from(params: dict[str, Any]) -> Campaign:
             "needs all three; set them all, or none for the contact-depth curves alone"
         )
     return Campaign.from_params(section)
-
-
-def load_churn_model(model_dir: Path):
-    """The ChurnModel saved by the train stage, and its train_info.json."""
-    folder, info = Path(model_dir) / MODEL_SUBDIR, Path(model_dir) / INFO_NAME
-    if not (folder / "MLmodel").is_file() or not info.is_file():
-        raise UserError(f"no trained model in {model_dir}; run `dvc repro train` first")
-    model = load_pyfunc(str(folder)).unwrap_python_model()
-    return model, json.loads(info.read_text())
 
 
 def _curves(fn, y: np.ndarray, model: np.ndarray, baselines: dict, oracle) -> dict[str, Any]:
@@ -231,8 +203,8 @@ def baseline_predictions(
         train,
         train[LABEL].to_numpy(),
         features,
-        lead_days=int(label.get("lead_days", 0)),
-        horizon_days=int(label.get("horizon_days", 90)),
+        lead_days=int({**defaults("label"), **label}["lead_days"]),
+        horizon_days=int({**defaults("label"), **label}["horizon_days"]),
     )
     return {name: b.predict_proba(test) for name, b in fitted.items()}
 
@@ -278,8 +250,8 @@ def promote(
 ) -> Decision | None:
     """Champion/challenger on the test rows (None when the model is not in this store), against
     the champion of the data the model was trained on (its lineage, train_info's `data`)."""
-    cfg, rule = params["mlflow"], params.get("promote") or {}
-    metric, margin = rule.get("metric", "auc"), float(rule.get("margin", 0.0))
+    cfg, rule = params["mlflow"], {**defaults("promote"), **(params.get("promote") or {})}
+    metric, margin = rule["metric"], float(rule["margin"])
     if metric not in ("auc", "pr_auc", "brier", "log_loss", "ece"):
         raise UserError(f"promote.metric {metric!r}: use auc, pr_auc, brier, log_loss or ece")
     client = MlflowClient()
@@ -378,141 +350,10 @@ def run(
     write_predictions(test, p_test, p_base, Path(reports_dir) / PREDICTIONS_NAME)
 
     configure(root, params["mlflow"]["experiment"])
-    metric = (params.get("promote") or {}).get("metric", "auc")
+    metric = {**defaults("promote"), **(params.get("promote") or {})}["metric"]
     with step("champion/challenger"):
         decision = promote(root, params, info, test, metrics["test"].get(metric, float("nan")))
     if decision is not None:
         write_json(decision.as_dict(), Path(reports_dir) / PROMOTION_NAME)
-    _log_to_run(info, metrics, plots, decision, test, frame_dir, params["mlflow"])
+    log_to_run(info, metrics, plots, decision, test, frame_dir, params["mlflow"])
     return metrics, decision
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, float]:
-    """The numbers `dvc metrics show` and `dvc exp show` compare: test AUC, PR-AUC, Brier,
-    ECE, lift at 10%, the validation AUC, and the share of the oracle's AUC (simulated data)
-    and the campaign's best value (when priced) where there are such figures."""
-    t = metrics["test"]
-    out = {k: float(t[k]) for k in HEADLINE}
-    out["valid_auc"] = float(metrics["valid"]["auc"])
-    for key in ("auc_vs_oracle", "campaign_value"):
-        if key in t:
-            out[key] = float(t[key])
-    return out
-
-
-def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """`section.key` (and `baselines.name.key`) numbers for MLflow."""
-    flat: dict[str, float] = {}
-    for section in ("test", "oracle", "uncalibrated", "baselines", "vs_baselines"):
-        for key, value in metrics.get(section, {}).items():
-            if isinstance(value, dict):
-                flat |= {f"{section}.{key}.{k}": v for k, v in value.items()}
-            elif isinstance(value, int | float):
-                flat[f"{section}.{key}"] = value
-    return {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}
-
-
-def version_notes(metrics: dict[str, Any], decision: Decision | None) -> tuple[str, dict]:
-    """The evaluation in words and as tags, for the registered version."""
-    t = metrics["test"]
-    tags = {f"test.{k}": f"{t[k]:.4f}" for k in HEADLINE}
-    text = (
-        f"Out-of-time test fold ({t['n']} rows): AUC {t['auc']:.4f}, PR-AUC {t['pr_auc']:.4f}, "
-        f"Brier {t['brier']:.4f}, ECE {t['ece']:.4f}, lift at 10% {t['lift_at_10pct']:.2f}."
-    )
-    if decision is not None:
-        tags["promotion.decision"] = "promoted" if decision.promote else "not promoted"
-        text += f" Champion/challenger: {decision.message()}."
-    return text, tags
-
-
-def _log_to_run(
-    info: dict[str, Any],
-    metrics: dict[str, Any],
-    plots: Path,
-    decision: Decision | None,
-    test: pd.DataFrame,
-    frame_dir: Path,
-    cfg: dict[str, Any],
-) -> None:
-    """Add test, baseline and oracle metrics, plots, the test fold (an MLflow dataset) and the
-    promotion to the training run; the evaluation to its registered version."""
-    from models.tracking import annotate_version
-    from pipeline.train import log_dataset
-
-    run_id = info["run_id"]
-    try:
-        MlflowClient().get_run(run_id)
-    except MlflowException:
-        log.warning(
-            "training run %s is not in the MLflow store at %s (the train stage was "
-            "restored from DVC's cache?); test metrics are in reports/metrics.json only",
-            run_id,
-            mlflow.get_tracking_uri(),
-        )
-        return
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics(flat_metrics(metrics))
-        log_dataset(test, frame_dir, "test")
-        for name in (*PNG_FILES, *PLOT_FILES):
-            mlflow.log_artifact(str(plots / name), artifact_path="plots")
-        if decision is not None:
-            mlflow.log_dict(decision.as_dict(), "promotion.json")
-            mlflow.set_tags(
-                {
-                    "promotion.decision": "promoted" if decision.promote else "not promoted",
-                    "promotion.reason": decision.reason[:500],
-                    "promotion.champion_version": str(decision.champion_version),
-                }
-            )
-            scores = {f"promotion.challenger_{decision.metric}": decision.challenger_score}
-            if decision.champion_score is not None:
-                scores[f"promotion.champion_{decision.metric}"] = decision.champion_score
-            mlflow.log_metrics(scores)
-    text, tags = version_notes(metrics, decision)
-    with contextlib.suppress(MlflowException):  # the version is gone: the run has it all
-        annotate_version(cfg["registered_model"], str(info["version"]), text, tags)
-
-
-def summary(metrics: dict[str, Any]) -> str:
-    """The test metrics of the model, its baselines and the oracle as a small text table."""
-    cols = ("auc", "pr_auc", "brier", "log_loss", "ece", "lift_at_10pct")
-    rows = [("model", metrics["test"])]
-    rows += list(metrics.get("baselines", {}).items())
-    if "oracle" in metrics:
-        rows.append(("oracle", metrics["oracle"]))
-    width = max(len(name) for name, _ in rows)
-    lines = [
-        f"{'test (' + str(metrics['test']['n']) + ' rows)':<{width}}  "
-        + "  ".join(f"{c:>13}" for c in cols)
-    ]
-    for name, m in rows:
-        lines.append(
-            f"{name:<{width}}  " + "  ".join(f"{m.get(c, float('nan')):>13.4f}" for c in cols)
-        )
-    for name, d in metrics.get("vs_baselines", {}).items():
-        lines.append(
-            f"AUC over {name}: {d['auc_diff']:+.4f} (95% interval {d['auc_diff_lo']:+.4f} to "
-            f"{d['auc_diff_hi']:+.4f}, {d['clusters']} accounts resampled); PR-AUC "
-            f"{d['pr_auc_diff']:+.4f}"
-        )
-    t = metrics["test"]
-    if "auc_vs_oracle" in t:
-        lines.append(f"AUC {t['auc_vs_oracle']:.1%} of the oracle's")
-    if "campaign_value" in t:
-        lines.append(
-            f"campaign: best depth {t['campaign_depth']:.1%} worth {t['campaign_value']:,.0f}; "
-            f"contacting where p x success x value > cost: {t['campaign_depth_policy']:.1%} "
-            f"worth {t['campaign_value_policy']:,.0f}"
-        )
-    elif all(f"recall_at_{d}pct" in t for d in DEPTHS):
-        # precision among the top share = its lift x the overall churn rate (same rows)
-        lines.append(
-            "contact depth (most at risk first): "
-            + "; ".join(
-                f"{d}% reaches {t[f'recall_at_{d}pct']:.1%} of churners (precision "
-                f"{t[f'lift_at_{d}pct'] * t['churn_rate']:.1%}, lift {t[f'lift_at_{d}pct']:.2f})"
-                for d in DEPTHS
-            )
-        )
-    return "\n".join(lines)

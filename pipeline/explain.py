@@ -10,27 +10,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import typer
 
 from models.drift import Reference
 from models.reasons import contributions, group_contributions, reasons
 from models.tracking import LoadedModel
+from pipeline.contract import as_day
+from pipeline.engine import check_as_of, data_end
 from pipeline.errors import UserError
 from pipeline.history import folder as history_folder
 from pipeline.history import scores_of
 from pipeline.io import atomic_file
-from pipeline.score import (
-    SCORED,
-    TOP,
-    Settings,
-    _status_of_unscored,
-    actions,
-    check_as_of,
-    model_features,
-    predict,
-    risk_tier,
-    tier_bounds,
-)
-from pipeline.validate import Validated
+from pipeline.lineage import data_lineage, fingerprint
+from pipeline.progress import step
+from pipeline.registry import load_scoring_model
+from pipeline.schedule import EVERY_DAYS, schedule_step
+from pipeline.scoring import SCORED, TOP, model_features, predict, status_of_unscored
+from pipeline.store import Validated, load
+from pipeline.tiers import Settings, actions, risk_tier, tier_bounds
 
 STABLE = 0.02  # a change in p_churn smaller than this over the window reads as stable
 
@@ -70,7 +67,7 @@ def history(
     settings: Settings,
     reference: Reference | None,
     count: int = 6,
-    every_days: int = 28,
+    every_days: int = EVERY_DAYS[0],
     lineage: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cutoff: p_churn, tier, change, reasons; and the group contributions (log-odds).
@@ -81,7 +78,7 @@ def history(
     lineage (key `lineage`) at `as_of` with the same tiers, the bounds are read from that run
     in the history (`settings.history`) instead of scoring every account again."""
     check_as_of(validated, as_of)
-    status = _status_of_unscored(validated, pd.Series([account_id]), as_of).iloc[0]
+    status = status_of_unscored(validated, pd.Series([account_id]), as_of).iloc[0]
     if status == "unknown_account":
         raise UserError(f"account {account_id!r} is not in the accounts table")
     one = _one_account(validated, account_id)
@@ -247,3 +244,40 @@ def account_title(validated: Validated, account_id: str, model: LoadedModel) -> 
     where = ", ".join(str(parts[c]) for c in ("segment", "region") if parts.get(c))
     name = f" {parts['name']}" if parts.get("name") else ""
     return f"{account_id}{name}" + (f" ({where})" if where else "") + f", model {model.version}"
+
+
+def run(
+    account_id: str,
+    data: Path,
+    as_of: str | None,
+    model: str | None,
+    out: Path,
+    cutoffs: int,
+    every: int | None,
+    params: dict[str, Any],
+) -> None:
+    """`churn explain`: the account's risk at `cutoffs` cutoffs `every` days apart (None: the
+    training schedule's step) up to the day `as_of` (text; None: the day after the data ends),
+    printed as a table and drawn as the PNG chart `out`.
+    Raises UserError (exit 2) on bad options or data."""
+    settings = Settings.from_params(params.get("score") or {})
+    if every is not None and every < 1:
+        raise UserError("--every must be at least 1 day")
+    asked = as_day(as_of, "--as-of")
+    with step(f"reading {data}"):
+        validated = load(data, params.get("validate"))
+    every_days = every or schedule_step(validated, params)
+    with step("loading the model"):
+        loaded, reference = load_scoring_model(params, model, validated)
+    when = asked or data_end(validated)
+    with step(f"{account_id} at {cutoffs} cutoffs"):
+        lineage = fingerprint(validated, data_lineage(params))["lineage"]
+        table, groups = history(
+            validated, loaded, account_id, when, settings, reference, cutoffs, every_days, lineage
+        )
+    title = account_title(validated, account_id, loaded)
+    summary = verdict(table, groups)
+    with step("drawing the chart"):
+        chart(title, table, groups, summary, table.attrs.get("tier_bounds"), out)
+    typer.echo(render(account_id, title, table, summary))
+    typer.echo(f"chart -> {out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -171,3 +172,24 @@ def bar_panel(ax: Axes, values: pd.Series, title: str, xlabel: str) -> None:
     values = values.sort_values()
     ax.barh(values.index.astype(str), values.to_numpy(), color=MODEL_COLOR)
     ax.set(title=title, xlabel=xlabel)
+
+
+DEPTHS = (5, 10, 20)  # contact depths (%) quoted on the console without a priced campaign
+
+
+LABELS = {
+    "model": "model (calibrated LightGBM)",
+    "oracle": "oracle: the simulator's true probability",
+    "logistic_regression": "logistic regression",
+    "days_since_last_contact": "rule: days since last contact",
+    "recency_frequency": "recency-frequency-monetary score",
+    "bg_nbd": "BG/NBD: P(no order in the label window)",
+}
+
+
+def model_label(model: dict[str, Any]) -> str:
+    """The model's name in plots and reports (`model` section of metrics.json)."""
+    w = float(model.get("blend_weight", 1.0))
+    if w >= 1.0:
+        return LABELS["model"]
+    return f"model (calibrated {w:.2f} LightGBM + {1 - w:.2f} logistic regression)"

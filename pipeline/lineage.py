@@ -16,7 +16,7 @@ from pipeline.errors import UserError
 from pipeline.paths import project_root, repo_root
 
 if TYPE_CHECKING:
-    from pipeline.validate import Validated
+    from pipeline.store import Validated
 
 
 def source_of(path: Path | str) -> str:

@@ -11,7 +11,10 @@ from pipeline.errors import UserError
 
 
 def load_params(path: Path) -> dict[str, Any]:
-    """Load the params file, with a clear error when it is missing or malformed."""
+    """Load the params file, with a clear error (UserError, exit 2) when it is missing, is not
+    YAML, or breaks its schema (pipeline/config.py: an unknown key, with the nearest valid one,
+    or a value of the wrong type). Returns every section and key, with the schema's defaults
+    where the file has none."""
     if not path.is_file():
         raise UserError(
             f"params file not found: {path} (run from the project folder or pass --params)"
@@ -22,7 +25,9 @@ def load_params(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a mapping of sections (data, label, train, ...)")
-    return data
+    from pipeline.config import complete
+
+    return complete(data, str(path))  # unknown keys, wrong types: exit 2; defaults filled in
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

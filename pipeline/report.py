@@ -4,9 +4,7 @@ their reasons. Images are inline (base64), styles are inline: one file, no exter
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import logging
 from datetime import UTC, datetime
@@ -23,23 +21,27 @@ import pandas as pd  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from models.drift import GROWS_WITH_HISTORY  # noqa: E402
 from models.promotion import Decision  # noqa: E402
 from models.reasons import contributions, feature_groups, group_contributions  # noqa: E402
 from models.tracking import configure  # noqa: E402
 from pipeline import figures  # noqa: E402
-from pipeline.errors import UserError  # noqa: E402
-from pipeline.evaluate import (  # noqa: E402
-    DEPTHS,
+from pipeline.artifacts import (
     EVALUATION_NAME,
-    LABELS,
     PROMOTION_NAME,
     load_churn_model,
-    model_label,
+    read_frame,  # noqa: E402
 )
-from pipeline.featurize import LABEL  # noqa: E402
+from pipeline.errors import UserError  # noqa: E402
+from pipeline.figures import DEPTHS, LABELS, model_label
+from pipeline.html import file_png, img, num, png  # noqa: E402
 from pipeline.io import atomic_file  # noqa: E402
-from pipeline.train import folds_for, read_frame  # noqa: E402
+from pipeline.labels import LABEL  # noqa: E402
+from pipeline.monitor_section import monitor_section  # noqa: E402
+from pipeline.split import folds_for  # noqa: E402
+
+# what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
+# list as its `params:` in dvc.yaml (tests/test_architecture.py)
+PARAMS = ("split", "label", "campaign", "mlflow", "score", "validate", "data.lineage")
 
 log = logging.getLogger(__name__)
 
@@ -80,29 +82,6 @@ td.reason{text-align:left;font-size:12px;max-width:520px}
 """
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _img(data: str, alt: str, width: int | None = None) -> str:
-    style = f' style="width:{width}px; max-width:100%"' if width else ""
-    return f'<img alt="{html.escape(alt)}"{style} src="data:image/png;base64,{data}">'
-
-
-def _file_png(path: Path) -> str | None:
-    return base64.b64encode(path.read_bytes()).decode("ascii") if path.is_file() else None
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "&ndash;"
-    return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
-
-
 def metrics_table(metrics: dict[str, Any]) -> str:
     """Model, baselines and oracle side by side on the test fold."""
     rows = [("model", model_label(metrics.get("model", {})), metrics["test"])]
@@ -115,7 +94,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     body = []
     for kind, label, m in rows:
         cls = kind if kind in ("model", "oracle") else ""
-        cells = "".join(f"<td>{_num(m.get(k))}</td>" for k, _ in TABLE_KEYS)
+        cells = "".join(f"<td>{num(m.get(k))}</td>" for k, _ in TABLE_KEYS)
         d = versus.get(kind)
         cells += (
             f"<td>{d['auc_diff']:+.4f} ({d['auc_diff_lo']:+.4f} to {d['auc_diff_hi']:+.4f})</td>"
@@ -148,7 +127,7 @@ def importance_figures(model, test: pd.DataFrame, contrib: pd.DataFrame) -> tupl
         "Top 15 features by split gain (group)",
         "share of gain",
     )
-    return _png(fig), _png(fig2)
+    return png(fig), png(fig2)
 
 
 def risk_figure(p: np.ndarray, y: np.ndarray) -> str:
@@ -163,7 +142,7 @@ def risk_figure(p: np.ndarray, y: np.ndarray) -> str:
         ylabel="churn probability",
         title="Risk by rank",
     )
-    return _png(fig)
+    return png(fig)
 
 
 def top_accounts(
@@ -173,9 +152,11 @@ def top_accounts(
     scored as the score stage scores them (`churn score --all-active --model MODEL_DIR`): the
     same probabilities, tiers, reasons with the training fold's typical values, and actions.
     None without the data to score."""
-    from pipeline.featurize import data_end
-    from pipeline.score import Settings, load_scoring_model, score
-    from pipeline.validate import load
+    from pipeline.engine import data_end
+    from pipeline.registry import load_scoring_model
+    from pipeline.scoring import score
+    from pipeline.store import load
+    from pipeline.tiers import Settings
 
     if data_dir is None or not Path(data_dir).is_dir():
         return None
@@ -224,9 +205,9 @@ def campaign_html(t: dict[str, Any], camp: dict[str, Any]) -> str:
             f"{t['campaign_depth_policy']:.1%} for {t['campaign_value_policy']:,.0f}.</p>"
         )
     rows = "".join(
-        f"<tr><td>{d}%</td><td>{_num(t.get(f'recall_at_{d}pct'), 3)}</td>"
-        f"<td>{_num(t.get(f'lift_at_{d}pct', np.nan) * t.get('churn_rate', np.nan), 3)}</td>"
-        f"<td>{_num(t.get(f'lift_at_{d}pct'), 2)}</td></tr>"
+        f"<tr><td>{d}%</td><td>{num(t.get(f'recall_at_{d}pct'), 3)}</td>"
+        f"<td>{num(t.get(f'lift_at_{d}pct', np.nan) * t.get('churn_rate', np.nan), 3)}</td>"
+        f"<td>{num(t.get(f'lift_at_{d}pct'), 2)}</td></tr>"
         for d in DEPTHS
     )
     return (
@@ -270,142 +251,6 @@ def accounts_section(found: tuple[pd.DataFrame, str] | None) -> list[str]:
     ]
 
 
-MONITOR_RUNS = "monitor_runs.json"  # written by `churn monitor` beside reports/monitor.json
-
-
-def monitor_figure(runs: list[dict[str, Any]], most: int = 12) -> str:
-    """Realized against expected performance over the as-of dates (AUC, and observed against
-    expected churners), with each run's test-fold interval, beside the drift history: PSI per
-    feature per run for the `most` features with the largest PSI."""
-    day = pd.to_datetime([r["as_of"] for r in runs])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5), gridspec_kw={"width_ratios": [1, 1, 1.2]})
-    ax = axes[0]
-    exp = np.array([r["expected_auc"] for r in runs], dtype=float)
-    band = np.array([r["expected_auc_interval"] for r in runs], dtype=float)
-    ax.fill_between(day, band[:, 0], band[:, 1], color="0.85", label="expected (CBPE), 95%")
-    ax.plot(day, exp, c="0.45", ls="--", marker=".", label="expected from its probabilities")
-    done = [i for i, r in enumerate(runs) if r["kind"] == "realized"]
-    fold = [i for i in done if runs[i].get("test_fold")]
-    if fold:
-        lo = np.array([runs[i]["test_fold"]["auc_interval"][0] for i in fold])
-        hi = np.array([runs[i]["test_fold"]["auc_interval"][1] for i in fold])
-        mid = np.array([runs[i]["test_fold"]["auc"] for i in fold])
-        ax.errorbar(
-            day[fold], mid, yerr=[mid - lo, hi - mid], fmt="none", ecolor="tab:orange",
-            capsize=3, label=f"test fold, {runs[fold[0]]['test_fold']['level']:.0%}",
-        )  # fmt: skip
-
-    def flag(ax, key: str, marker: str) -> None:  # circle the runs whose alert is about `key`
-        bad = [i for i in done if any(marker in a for a in runs[i].get("alerts") or [])]
-        if bad:
-            ax.scatter(day[bad], [runs[i].get(key) for i in bad], s=120, facecolors="none",
-                       edgecolors="red", linewidths=2, label="alert", zorder=5)  # fmt: skip
-
-    if done:
-        auc = np.array([runs[i].get("auc") or np.nan for i in done], dtype=float)
-        ax.plot(day[done], auc, c=figures.MODEL_COLOR, marker="o", label="realized")
-        flag(ax, "auc", "realized AUC")
-    ax.set(title="AUC by as-of date", ylabel="AUC")
-    below = {"fontsize": 7, "loc": "upper center", "bbox_to_anchor": (0.5, -0.22), "ncol": 2}
-    ax.legend(**below)
-    ax = axes[1]
-    if done:
-        oe = np.array([runs[i].get("observed_over_expected") or np.nan for i in done], float)
-        ax.axhline(1.0, c="0.6", lw=1)
-        if fold:
-            lo = np.array(
-                [runs[i]["test_fold"]["observed_over_expected_interval"][0] for i in fold]
-            )
-            hi = np.array(
-                [runs[i]["test_fold"]["observed_over_expected_interval"][1] for i in fold]
-            )
-            level = runs[fold[0]]["test_fold"]["level"]
-            ax.vlines(day[fold], lo, hi, colors="tab:orange", lw=6, alpha=0.4,
-                      label=f"{level:.0%} interval about 1 (test fold's spread)")  # fmt: skip
-        ax.plot(day[done], oe, c=figures.MODEL_COLOR, marker="o", label="realized")
-        flag(ax, "observed_over_expected", "observed/expected")
-        ax.legend(**below)
-    ax.set(title="Observed / expected churners", ylabel="ratio")
-    ax = axes[2]
-    psi = pd.DataFrame([r.get("psi") or {} for r in runs], index=[r["as_of"] for r in runs])
-    growing = [c for c in psi.columns if c in GROWS_WITH_HISTORY]  # drift expected: left out
-    psi = psi.drop(columns=growing)
-    if psi.empty or psi.shape[1] == 0:
-        ax.text(0.5, 0.5, "no drift recorded", ha="center", va="center")
-        ax.set_axis_off()
-    else:
-        top = psi.max().sort_values(ascending=False).index[:most]
-        data = psi[top].T.to_numpy(dtype=float)
-        im = ax.imshow(data, aspect="auto", cmap="Reds", vmin=0, vmax=max(0.25, np.nanmax(data)))
-        ax.set_yticks(range(len(top)), top, fontsize=7)
-        ax.set_xticks(range(len(psi)), psi.index, rotation=60, fontsize=7)
-        ax.set_title("Drift history: PSI against the training fold", fontsize=10)
-        if growing:
-            ax.set_xlabel(f"{len(growing)} features that grow with history left out", fontsize=8)
-        fig.colorbar(im, ax=ax, fraction=0.04, label="PSI (0.25: large)")
-    for a in axes[:2]:
-        a.tick_params(axis="x", labelrotation=45, labelsize=7)
-    fig.tight_layout()
-    return _png(fig)
-
-
-def _findings(run: dict[str, Any]) -> str:
-    """A run's alerts (bold) and notes, for the report's table."""
-    alerts = [f"<b>alert: {html.escape(a)}</b>" for a in run.get("alerts") or []]
-    notes = [f"note: {html.escape(n)}" for n in run.get("notes") or []]
-    return "<br>".join(alerts + notes) or ("&ndash;" if run.get("checked") else "not checked")
-
-
-def monitor_section(reports_dir: Path) -> list[str]:
-    """Did the scores come true? The past score runs (`churn monitor`), the plot and alerts."""
-    path = Path(reports_dir) / MONITOR_RUNS
-    head = "<h2>Did the scores come true?</h2>"
-    if not path.is_file():
-        return [head, '<p class="note">No monitoring yet: run <code>churn monitor</code>.</p>']
-    found = json.loads(path.read_text())
-    runs = found.get("runs") or []
-    if not runs:
-        return [head, '<p class="note">No past score runs of this data yet.</p>']
-    realized = [r for r in runs if r["kind"] == "realized"]
-    alerts = found.get("alerts") or []
-    if alerts:
-        verdict = "".join(f'<p class="note"><b>{html.escape(a)}</b></p>' for a in alerts)
-    elif any(r.get("checked") for r in realized):
-        verdict = (
-            '<p class="ok">No alert: every realized run lies within its model\'s test-fold '
-            f"interval ({found.get('level', 0.99):.0%}).</p>"
-        )
-    else:
-        verdict = (
-            '<p class="note">Nothing to check yet: no run\'s label window has closed in this '
-            "data. <code>churn backfill</code> scores past dates with the model of the time.</p>"
-        )
-    rows = "".join(
-        f"<tr><td>{r['as_of']}</td><td>{html.escape(str(r['model_version']))}</td>"
-        f"<td>{r['kind']}</td><td>{r['scored']}</td>"
-        f"<td>{r['expected_churners']:.0f}</td><td>{r.get('observed_churners', '-')}</td>"
-        f"<td>{_num(r.get('auc'), 3)}</td><td>{_num(r['expected_auc'], 3)}</td>"
-        f"<td>{_num((r.get('test_fold') or {}).get('auc'), 3)}</td>"
-        f"<td>{_findings(r)}</td></tr>"
-        for r in runs
-    )
-    table = (
-        "<table><tr><th>as of</th><th>model</th><th>kind</th><th>scored</th>"
-        "<th>churners expected</th><th>observed</th><th>AUC</th><th>expected AUC</th>"
-        f"<th>test-fold AUC</th><th>findings</th></tr>{rows}</table>"
-    )
-    return [
-        head,
-        f"<p class='sub'>{len(runs)} past score run(s) of this data, judged against the data "
-        f"up to {found.get('data_end')}: {len(realized)} with the label window closed "
-        "(realized), the rest estimated from their own calibrated probabilities (CBPE). "
-        "Each realized run is checked against the test fold of the model that scored it.</p>",
-        verdict,
-        _img(monitor_figure(runs), "realized against expected performance; drift history", 1300),
-        table,
-    ]
-
-
 def build(
     frame_dir: Path,
     model_dir: Path,
@@ -435,9 +280,9 @@ def build(
             caption = DEPTH_CAPTION
         if "oracle" not in metrics:  # real data: no simulator to compare with
             caption = caption.replace(" and the oracle", "")
-        data = _file_png(plots / name)
+        data = file_png(plots / name)
         if data:
-            figs.append(f"<figure>{_img(data, caption)}<figcaption>{caption}</figcaption></figure>")
+            figs.append(f"<figure>{img(data, caption)}<figcaption>{caption}</figcaption></figure>")
     oracle = (
         f"; AUC is <b>{t['auc_vs_oracle']:.1%}</b> of the oracle's ({metrics['oracle']['auc']:.4f})"
         if "auc_vs_oracle" in t
@@ -483,10 +328,10 @@ def build(
         "<h2>Plots</h2>",
         f'<div class="grid">{"".join(figs)}</div>',
         "<h2>Feature-group importance</h2>",
-        _img(gain_png, "feature-group importance", 1000),
-        _img(top_png, "top features", 1000),
+        img(gain_png, "feature-group importance", 1000),
+        img(top_png, "top features", 1000),
         "<h2>Distribution of risk (test fold)</h2>",
-        _img(risk_figure(p, test[LABEL].to_numpy()), "risk distribution", 1000),
+        img(risk_figure(p, test[LABEL].to_numpy()), "risk distribution", 1000),
         *accounts_section(found),
         *monitor_section(reports_dir),
         "</body></html>",

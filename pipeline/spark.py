@@ -37,7 +37,7 @@ import pandas as pd
 from features import FeatureConfig
 from features.catalog import GROUPS
 from pipeline.errors import UserError
-from pipeline.validate import Validated
+from pipeline.store import Validated
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def clean_parquet(validated: Validated) -> Iterator[Path]:
     ):
         yield folder
         return
-    from pipeline.validate import write_clean
+    from pipeline.store import write_clean
 
     with tempfile.TemporaryDirectory(prefix="aftersale-spark-") as tmp:
         write_clean(validated, Path(tmp) / "clean")
@@ -198,7 +198,7 @@ def spark_tables(validated: Validated, con: Any | None = None) -> Iterator[dict[
 
 
 def _join(spec: Any) -> Any:
-    from pipeline.featurize import EngineSpec
+    from pipeline.engine import EngineSpec
 
     if spec is not None and spec.engine in ("window", "sliding"):
         log.warning("features.engine %s does not run on Spark; using the join engine", spec.engine)
@@ -214,8 +214,8 @@ def features_at(
     spec: Any = None,
     con: Any | None = None,
 ) -> pd.DataFrame:
-    """pipeline.featurize.features_at, computed by Spark (always by the join engine)."""
-    from pipeline.featurize import features_at as at
+    """pipeline.engine.features_at, computed by Spark (always by the join engine)."""
+    from pipeline.engine import features_at as at
 
     with spark_tables(validated, con) as t:
         return at(validated, as_of, cfg, label, groups, _join(spec), tables=t)
@@ -230,8 +230,8 @@ def training_frame(
     spec: Any = None,
     con: Any | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """pipeline.featurize.training_frame, computed by Spark (always by the join engine)."""
-    from pipeline.featurize import training_frame as frame
+    """pipeline.frame.training_frame, computed by Spark (always by the join engine)."""
+    from pipeline.frame import training_frame as frame
 
     with spark_tables(validated, con) as t:
         return frame(validated, cutoffs, cfg, label, groups, _join(spec), tables=t)
@@ -271,7 +271,7 @@ def predict_column(frame: Any, uri: str, features: Sequence[str], name: str = "p
 
 def predict(model: Any, feats: pd.DataFrame, spark: Any | None = None) -> np.ndarray:
     """Calibrated churn probabilities (rounded to 6 places), computed inside Spark by the MLflow
-    model through `mlflow.pyfunc.spark_udf`; the same values as pipeline.score.predict."""
+    model through `mlflow.pyfunc.spark_udf`; the same values as pipeline.scoring.predict."""
     if not len(feats):
         return np.empty(0)
     cm = getattr(model, "churn_model", model)

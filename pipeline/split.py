@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.labels import LabelSpec
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,12 @@ def split_cutoffs(
             "longer history, a smaller schedule.every_days or fewer split cutoffs"
         )
     return Folds(train, valid, test)
+
+
+def folds_for(frame: pd.DataFrame, params: dict[str, Any]) -> Folds:
+    """The train/validation/test cutoffs of `frame` under the split and label params."""
+    label = LabelSpec.from_params(params["label"])
+    split = params["split"]
+    return split_cutoffs(
+        frame["cutoff"].unique(), split["test_cutoffs"], split["valid_cutoffs"], label.window_days
+    )

@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 
 from models.tracking import configure
 from pipeline.history import runs
+from pipeline.monitor_section import monitor_section
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.report import monitor_section
 from pipeline.simulate import SimConfig, write
 from tests.test_badinput_validate import run_cli
 

@@ -10,16 +10,20 @@ import pandas as pd
 import pytest
 
 from features import FeatureConfig
+from features.build import KEYS
 from models.tracking import LoadedModel
-from pipeline import featurize as fz
+from pipeline.checking import check
+from pipeline.engine import features_at
+from pipeline.frame import training_frame
 from pipeline.io import write_table
-from pipeline.score import run as score_run
+from pipeline.labels import LabelSpec
+from pipeline.scoring import write_scores
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import check, load, write_clean
+from pipeline.store import load, write_clean
 from tests.test_badinput_score import save_model
 
-CFG, LABEL = FeatureConfig(), fz.LabelSpec()
+CFG, LABEL = FeatureConfig(), LabelSpec()
 
 
 def digest(path: Path) -> str:
@@ -53,10 +57,10 @@ def feature_digests(clean: Path, out: Path, con_factory) -> dict[str, str]:
     validated = check(clean, con=con_factory())
     validated.raise_if_failed()
     cutoffs = list(pd.date_range("2024-01-01", "2024-06-03", freq="42D"))
-    feats = fz.features_at(validated, pd.Timestamp("2024-06-03"), CFG, LABEL)
+    feats = features_at(validated, pd.Timestamp("2024-06-03"), CFG, LABEL)
     write_table(feats, out / "features.parquet")
     write_table(feats, out / "features.csv")
-    write_table(fz.training_frame(validated, cutoffs, CFG, LABEL)[0], out / "frame.parquet")
+    write_table(training_frame(validated, cutoffs, CFG, LABEL)[0], out / "frame.parquet")
     return {p.name: digest(p) for p in out.iterdir()}
 
 
@@ -70,14 +74,14 @@ def test_feature_tables_are_byte_identical(world, tmp_path):
 def test_predictions_are_identical(world, tmp_path):
     write_clean(check(world), tmp_path / "clean")
     validated = load(tmp_path / "clean")
-    feats = fz.features_at(validated, pd.Timestamp("2024-06-03"), CFG, LABEL)
-    path = save_model(tmp_path / "model", [c for c in feats if c not in fz.KEYS])
+    feats = features_at(validated, pd.Timestamp("2024-06-03"), CFG, LABEL)
+    path = save_model(tmp_path / "model", [c for c in feats if c not in KEYS])
     import mlflow.pyfunc
 
     model = LoadedModel(mlflow.pyfunc.load_model(str(path)), "test")
     tiers = {"high": 0.6, "medium": 0.3, "low": 0.0}
     for run in ("one", "two"):
-        score_run(load(tmp_path / "clean"), model, None, None, tiers, tmp_path / f"{run}.csv")
+        write_scores(load(tmp_path / "clean"), model, None, None, tiers, tmp_path / f"{run}.csv")
     assert digest(tmp_path / "one.csv") == digest(tmp_path / "two.csv")
     scores = pd.read_csv(tmp_path / "one.csv")
     assert len(scores) > 100 and scores["p_churn"].nunique() > 10

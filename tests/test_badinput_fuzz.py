@@ -30,8 +30,9 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from pipeline.checking import check
 from pipeline.errors import UserError
-from pipeline.validate import check, write_clean
+from pipeline.store import write_clean
 from tests.conftest import fuzz_cases, tiny_world
 from tests.test_badinput_validate import run_cli
 

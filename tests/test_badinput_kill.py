@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 from features import FeatureConfig
-from pipeline.featurize import LabelSpec, features_at
-from pipeline.validate import load
+from pipeline.engine import features_at
+from pipeline.labels import LabelSpec
+from pipeline.store import load
 from tests.conftest import T, tiny_world, write_world
 from tests.test_badinput_score import PARAMS, save_model
 

@@ -17,10 +17,11 @@ import pytest
 
 from features import FeatureConfig
 from models.churn_model import ChurnModel
-from pipeline.featurize import LabelSpec, features_at
+from pipeline.engine import features_at
+from pipeline.labels import LabelSpec
 from pipeline.lineage import fingerprint
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.validate import load
+from pipeline.store import load
 from tests.conftest import T, score, tiny_world, write_world
 from tests.test_badinput_validate import run_cli
 

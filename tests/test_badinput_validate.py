@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.checking import check
 from pipeline.cli import main
-from pipeline.validate import REJECTS_NAME, check, write_clean
+from pipeline.store import REJECTS_NAME, write_clean
 from tests.conftest import tiny_world, write_world
 
 World = dict[str, pd.DataFrame]

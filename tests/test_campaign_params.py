@@ -12,7 +12,8 @@ import yaml
 
 from models.metrics import binary_metrics
 from pipeline.errors import UserError
-from pipeline.evaluate import campaign_from, summary, write_plots
+from pipeline.evaluate import campaign_from, write_plots
+from pipeline.evaluation_record import summary
 
 ROOT = Path(__file__).resolve().parents[1]
 MONEY = ("campaign_value", "campaign_depth", "campaign_value_policy", "campaign_depth_policy")

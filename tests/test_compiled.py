@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 
 from features import FeatureConfig, build_features, compiled, eligible_spine
+from pipeline.checking import check
+from pipeline.engine import features_at, ibis_tables
 from pipeline.explain import _one_account
-from pipeline.featurize import LabelSpec, features_at, ibis_tables
+from pipeline.labels import LabelSpec
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import check, load, write_clean
+from pipeline.store import load, write_clean
 from tests.conftest import T
 
 CUTOFFS = [T("2024-06-03"), T("2024-09-15"), T("2024-03-04 10:30"), T("2023-11-27")]

@@ -35,12 +35,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from features import CATALOG, FeatureConfig
+from features.build import KEYS
 from models.baselines import LogisticBaseline
 from models.churn_model import ChurnModel
+from pipeline.checking import check
 from pipeline.contract import INTERACTION_TYPES, LINK_TYPES
-from pipeline.featurize import KEYS, LABEL, EngineSpec, LabelSpec, features_at, training_frame
+from pipeline.engine import EngineSpec, features_at
+from pipeline.frame import training_frame
+from pipeline.labels import LABEL, LabelSpec
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.validate import check, load
+from pipeline.store import load
 from tests.conftest import write_world
 from tests.test_badinput_score import trained_on
 from tests.test_badinput_validate import run_cli

@@ -8,11 +8,11 @@ import json
 import pandas as pd
 import pytest
 
-from models.tracking import load_model
 from pipeline.explain import _kept_bounds, history, verdict
 from pipeline.lineage import fingerprint
-from pipeline.score import Settings
-from pipeline.validate import load
+from pipeline.registry import load_model
+from pipeline.store import load
+from pipeline.tiers import Settings
 from tests import test_badinput_score as base
 from tests.test_badinput_validate import run_cli
 from tests.test_score_output import ALL_HIGH, params_file

@@ -9,8 +9,10 @@ import pytest
 
 from features import FeatureConfig
 from features.catalog import CATALOG, GROUPS
-from pipeline.featurize import EngineSpec, LabelSpec, features_at, training_frame
-from pipeline.validate import load
+from pipeline.engine import EngineSpec, features_at
+from pipeline.frame import training_frame
+from pipeline.labels import LabelSpec
+from pipeline.store import load
 from tests.conftest import T, write_world
 
 CFG = FeatureConfig()
@@ -335,8 +337,8 @@ def test_engine_settings_are_checked(settings, message):
 
 
 def test_unknown_feature_groups_are_a_clear_error():
+    from pipeline.engine import check_groups
     from pipeline.errors import UserError
-    from pipeline.featurize import check_groups
 
     assert check_groups(["trust"]) == ["trust"]
     with pytest.raises(UserError, match="unknown group.*'silnce'"):

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalog import CATALOG, FeatureConfig
+from features.catalog import CATALOG
+from features.language import FeatureConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

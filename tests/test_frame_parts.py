@@ -9,17 +9,14 @@ import pandas as pd
 import pytest
 
 from features import FeatureConfig
-from pipeline.featurize import (
-    LabelSpec,
-    account_ranges,
-    data_end,
-    snapshot_schedule,
-    training_frame,
-    write_training_frame,
-)
+from pipeline.checking import check
+from pipeline.engine import data_end
+from pipeline.frame import account_ranges, training_frame, write_training_frame
+from pipeline.labels import LabelSpec
+from pipeline.schedule import snapshot_schedule
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import check, load, write_clean
+from pipeline.store import load, write_clean
 
 CFG = FeatureConfig(recent_days=60, long_days=200)
 

@@ -29,10 +29,10 @@ from pipeline.errors import UserError
 from pipeline.evaluate import promote
 from pipeline.lineage import data_lineage, fingerprint, source_of
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.score import load_scoring_model
+from pipeline.registry import load_scoring_model
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import load
+from pipeline.store import load
 from tests.test_badinput_validate import run_cli
 from tests.test_model_infold import synthetic_frame
 

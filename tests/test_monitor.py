@@ -16,7 +16,8 @@ from sklearn.metrics import roc_auc_score
 
 from models.expected import envelope, expected_auc, expected_auc_interval, interval
 from pipeline.history import runs
-from pipeline.monitor import alerts, check
+from pipeline.monitor import check
+from pipeline.monitor_summary import alerts
 from tests.test_badinput_validate import run_cli
 from tests.test_score_total import project  # noqa: F401
 

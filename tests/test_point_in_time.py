@@ -15,7 +15,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import FeatureConfig, build, build_features, compiled, eligible_spine
+from features import FeatureConfig, build_features, compiled, eligible_spine, sliding_engine
 from pipeline.contract import INTERACTION_TYPES, LINK_TYPES
 
 BASE = pd.Timestamp("2023-01-01")
@@ -306,7 +306,7 @@ def test_the_schedule_engines_equal_the_per_cutoff_join(batch):
     joined = features(world, "join", SCHEDULE)
     pd.testing.assert_frame_equal(features(world, "window", SCHEDULE), joined)
     pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
-    with mock.patch.object(build, "SLIDING_ROWS", 3):  # events a few rows at a time
+    with mock.patch.object(sliding_engine, "SLIDING_ROWS", 3):  # events a few rows at a time
         pd.testing.assert_frame_equal(features(world, "sliding", SCHEDULE), joined)
 
 

@@ -1,4 +1,4 @@
-"""The snapshot schedule follows the data's span (pipeline/featurize.py schedule_for)."""
+"""The snapshot schedule follows the data's span (pipeline/schedule.py schedule_for)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.featurize import LabelSpec, schedule_for
+from pipeline.labels import LabelSpec
+from pipeline.schedule import schedule_for
 from pipeline.split import split_cutoffs
 
 T = pd.Timestamp

@@ -20,8 +20,9 @@ from models.drift import (
     psi,
     reference_profile,
 )
-from pipeline.featurize import LabelSpec, features_at
-from pipeline.validate import load
+from pipeline.engine import features_at
+from pipeline.labels import LabelSpec
+from pipeline.store import load
 from tests import test_badinput_score as base
 from tests.test_score_output import params_file
 

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-import pipeline.score
+import pipeline.scoring
 from pipeline.io import neutralise
 from tests.conftest import fuzz_cases
 from tests.test_badinput_validate import run_cli
@@ -194,7 +194,7 @@ def check_case(case: dict, root: Path, earlier: pd.DataFrame, end: pd.Timestamp)
 @pytest.fixture
 def memoized_features(monkeypatch):
     """Feature frames computed once per (data, as-of), reused by every case."""
-    real, memo = pipeline.score.features_at, {}
+    real, memo = pipeline.scoring.features_at, {}
 
     def features_at(validated, as_of, cfg, label, *args, **kwargs):
         key = (str(validated.data_dir), as_of, repr(cfg), repr(label))
@@ -202,7 +202,7 @@ def memoized_features(monkeypatch):
             memo[key] = real(validated, as_of, cfg, label, *args, **kwargs)
         return memo[key].copy()
 
-    monkeypatch.setattr(pipeline.score, "features_at", features_at)
+    monkeypatch.setattr(pipeline.scoring, "features_at", features_at)
 
 
 def test_fuzz_score_never_crashes(project, everyone, pools, monkeypatch, memoized_features):  # noqa: F811

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.score import COLUMNS, DEFAULT_PLAYBOOK, REASON_COLUMNS, Settings, score_features
+from pipeline.scoring import COLUMNS, REASON_COLUMNS, score_features
+from pipeline.tiers import DEFAULT_PLAYBOOK, Settings
 from tests import test_badinput_score as base
 from tests.test_reasons import FEATURES, PROMISES, SILENCE, fit, world
 
@@ -77,7 +78,7 @@ def test_action_follows_the_leading_reason_group(env, tmp_path):
 
 def test_an_action_keyed_by_the_reasons_feature_wins_over_its_group():
     """The playbook names the lever the reason points at: by feature first, else by group."""
-    from pipeline.score import actions
+    from pipeline.tiers import actions
 
     reasons_ = pd.DataFrame(
         {

@@ -6,15 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipeline.simulate as simulate_module
+import pipeline.simulator.write as write_module
 from pipeline.simulate import SimConfig, simulate, simulate_with_latent, write
+from pipeline.simulator.constants import COLLABORATIVE, TRANSACTIONAL
 
 SMALL = SimConfig(n_accounts=600, weeks=104, seed=7, mc_samples=32)
-MEETINGS = (
-    "price_negotiation", "contract_negotiation", "dispute",
-    "planning_meeting", "design_collaboration", "business_review",
-)  # fmt: skip
-TRANSACTIONAL = ("price_negotiation", "contract_negotiation", "dispute")
+MEETINGS = TRANSACTIONAL + COLLABORATIVE
 DIRECT = ("ordering_terminal", "edi", "portal", "vmi")
 
 COLUMNS = {
@@ -339,7 +336,7 @@ def test_chunked_write_matches_whole_tables(tmp_path, monkeypatch) -> None:
     """Large tables written in chunks give the same files as one piece (ids continue)."""
     cfg = SimConfig(n_accounts=120, weeks=30, seed=5, mc_samples=4)
     write(cfg, tmp_path / "whole", tmp_path / "t1.parquet", "csv")
-    monkeypatch.setattr(simulate_module, "_WRITE_CHUNK", 700)
+    monkeypatch.setattr(write_module, "_WRITE_CHUNK", 700)
     write(cfg, tmp_path / "chunked", tmp_path / "t2.parquet", "csv")
     for name in COLUMNS:
         whole = (tmp_path / "whole" / f"{name}.csv").read_bytes()

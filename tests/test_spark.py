@@ -15,15 +15,19 @@ import pytest
 import yaml
 
 from features import CATALOG, FeatureConfig
+from features.build import KEYS
 from models.churn_model import ChurnModel
 from models.tracking import LoadedModel
 from pipeline import spark
-from pipeline.featurize import KEYS, LABEL, LabelSpec, features_at, training_frame
+from pipeline.checking import check
+from pipeline.engine import features_at
+from pipeline.frame import training_frame
+from pipeline.labels import LABEL, LabelSpec
 from pipeline.paths import PACKAGE_ROOT
-from pipeline.score import predict
+from pipeline.scoring import predict
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import check, load, write_clean
+from pipeline.store import load, write_clean
 from tests.conftest import T, tiny_world, write_world
 from tests.test_badinput_validate import run_cli
 

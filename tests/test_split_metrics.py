@@ -8,8 +8,8 @@ import pytest
 
 from models.metrics import binary_metrics, calibration_bins, lift_at
 from pipeline.errors import UserError
-from pipeline.score import risk_tier
 from pipeline.split import split_cutoffs
+from pipeline.tiers import risk_tier
 
 
 def test_split_is_by_time_with_purge_gaps():

@@ -1,5 +1,5 @@
 """Features are byte-identical whatever the number of DuckDB threads: sums and means add
-whole millionths (features.build.fixed_point), exactly, in any order."""
+whole millionths (features.fixed_point.fixed_point), exactly, in any order."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import FeatureConfig
-from features.build import LIMIT, UNIT, fixed_point
-from pipeline.featurize import EngineSpec, LabelSpec, features_at, training_frame
+from features.fixed_point import LIMIT, UNIT, fixed_point
+from pipeline.checking import check
+from pipeline.engine import EngineSpec, features_at
+from pipeline.frame import training_frame
+from pipeline.labels import LabelSpec
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.validate import REPORT_NAME, check, load, write_clean
+from pipeline.store import REPORT_NAME, load, write_clean
 from tests.conftest import T
 
 CUTOFF = T("2024-09-02")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.checking import check
 from pipeline.errors import DataError
-from pipeline.validate import check, load, write_clean
+from pipeline.store import load, write_clean
 from tests.conftest import write_world
 
 

@@ -7,7 +7,8 @@ import json
 
 import pandas as pd
 
-from pipeline.validate import REJECTS_NAME, check, rejects
+from pipeline.checking import check
+from pipeline.store import REJECTS_NAME, rejects
 from tests.conftest import tiny_world, write_world
 from tests.test_badinput_validate import run_cli
 
@@ -280,7 +281,7 @@ def test_orders_before_customer_since_are_a_note(tmp_path):
 def test_event_dates_after_today_are_a_note_unless_an_end_date_is_set(world_dir):
     import datetime as dt
 
-    from pipeline.validate import _after_today
+    from pipeline.notes import _after_today
 
     result = check(world_dir)
     assert "event_dates_after_today" not in result.facts  # 2022-2023 is in the past
@@ -303,7 +304,7 @@ def test_the_late_tail_rule_on_hand_made_timelines():
     is longer than the history before it; a gap of exactly gap_days is no gap."""
     import datetime as dt
 
-    from pipeline.validate import _Late, _late_tail
+    from pipeline.timeline import Late, late_tail
 
     def timeline(bulk: int, gap: int, tail: int) -> list[tuple[dt.date, int]]:
         start = dt.date(2023, 1, 1)
@@ -311,11 +312,9 @@ def test_the_late_tail_rule_on_hand_made_timelines():
         return [*days, (days[-1][0] + dt.timedelta(days=gap), tail)]
 
     last = dt.date(2023, 1, 1) + dt.timedelta(days=999)
-    assert _late_tail(timeline(1000, 200, 10), 180) == _Late(
-        last + dt.timedelta(days=200), 200, last
-    )
-    assert _late_tail(timeline(1000, 200, 11), 180) is None  # 11 > 1% of 1000
-    assert _late_tail(timeline(5, 181, 4), 180) is not None  # 181 days > the 4 before: 4 < 5
-    assert _late_tail(timeline(5, 181, 5), 180) is None  # not fewer
-    assert _late_tail(timeline(1000, 180, 1), 180) is None  # not more than gap_days
-    assert _late_tail([], 180) is None and _late_tail(timeline(1, 1, 1), 180) is None
+    assert late_tail(timeline(1000, 200, 10), 180) == Late(last + dt.timedelta(days=200), 200, last)
+    assert late_tail(timeline(1000, 200, 11), 180) is None  # 11 > 1% of 1000
+    assert late_tail(timeline(5, 181, 4), 180) is not None  # 181 days > the 4 before: 4 < 5
+    assert late_tail(timeline(5, 181, 5), 180) is None  # not fewer
+    assert late_tail(timeline(1000, 180, 1), 180) is None  # not more than gap_days
+    assert late_tail([], 180) is None and late_tail(timeline(1, 1, 1), 180) is None
