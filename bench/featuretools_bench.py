@@ -148,8 +148,8 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
 def _ours(s: dict[str, Any], matched_only: bool) -> dict[str, Any]:
     """features_at at the cutoff (every feature, or with matched_only only MATCHED's): its
     time, and the frame (one row per eligible account) in WORK/ours[_matched].parquet."""
-    from pipeline.engine import data_end, features_at
-    from pipeline.store import load
+    from pipeline.engine import features_at
+    from pipeline.store import data_end, load
 
     run = _bench_run()
     if matched_only:  # this process only: the catalog holds the matched features alone

@@ -264,8 +264,8 @@ def step_featurize_one(s: dict[str, Any]) -> dict[str, Any]:
     import pandas as pd
 
     from features.build import choose_engine
-    from pipeline.engine import data_end, features_at
-    from pipeline.store import load
+    from pipeline.engine import features_at
+    from pipeline.store import data_end, load
 
     params = s["params"]
     cfg, label, groups = _feature_args(params)
@@ -320,8 +320,8 @@ def schedule(validated, label, n: int, every_days: int) -> list:
     """The last n cutoffs of the snapshot schedule (every every_days days, default warm-up)."""
     import pandas as pd
 
-    from pipeline.engine import data_end
     from pipeline.schedule import snapshot_schedule
+    from pipeline.store import data_end
 
     full = snapshot_schedule(
         pd.Timestamp(validated.data_start), data_end(validated), label, every_days=every_days
@@ -411,8 +411,7 @@ def earlier_date(s: dict[str, Any]) -> str:
     """The data's end (the as-of date of `churn score` by default) less score.change_days."""
     import pandas as pd
 
-    from pipeline.engine import data_end
-    from pipeline.store import load
+    from pipeline.store import data_end, load
 
     days = int(s["params"].get("score", {}).get("change_days", 28))
     return str((data_end(load(Path(s["clean"]))) - pd.Timedelta(days=days)).date())

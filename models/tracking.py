@@ -185,7 +185,7 @@ REGISTRY_HTTP = {
 
 
 @contextlib.contextmanager
-def _bounded_http() -> Iterator[None]:
+def bounded_http() -> Iterator[None]:
     """Set REGISTRY_HTTP for the block, leaving any value the user set alone."""
     added = {k: v for k, v in REGISTRY_HTTP.items() if k not in os.environ}
     os.environ.update(added)
@@ -196,12 +196,13 @@ def _bounded_http() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), for a note."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def _path_version(folder: Path) -> str | None:
+def path_version(folder: Path) -> str | None:
     """'churn-risk/3' for a model folder saved by the train stage (train_info.json beside it)."""
     info = folder.parent / "train_info.json"
     if folder.is_dir() and info.is_file():
@@ -264,11 +265,13 @@ def check_environment(folder: Path) -> list[str]:
     return unmet
 
 
-def _load(target: str, version: str, note: str | None = None) -> LoadedModel:
+def load_named(target: str, version: str, note: str | None = None) -> LoadedModel:
+    """The model at `target` (a folder or URI) as a LoadedModel named `version`; UserError when
+    it cannot be loaded."""
     try:
         return LoadedModel(load_pyfunc(target), version, note)
     except Exception as exc:  # mlflow raises many types for a bad or missing model
         raise UserError(
-            f"cannot load the model at {target}: {_reason(exc)}; check the path or URI, "
+            f"cannot load the model at {target}: {reason(exc)}; check the path or URI, "
             "or run `dvc repro` to train one"
         ) from exc

@@ -11,8 +11,10 @@ fix it; the choices are in the comments here.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -139,7 +141,8 @@ class Score(Section):
     tiers_by: str = "share"  # share, probability
     tiers: dict[str, float] = {"high": 0.05, "medium": 0.20, "low": 1.0}
     reasons: Reasons = Reasons()
-    playbook: dict[str, str] = {}  # the shipped playbook is in params.yaml (TODO: here)
+    # added to the group actions of pipeline/tiers.py DEFAULT_PLAYBOOK, key by key
+    playbook: dict[str, str] = {}
     change_days: int = 28
     history: str | None = "outputs/history"
     drift: Drift = Drift()
@@ -194,9 +197,20 @@ def _message(error: dict[str, Any]) -> str:
     return f"{name}: {error['msg']} (got {error.get('input')!r})"
 
 
+@cache
+def _defaults() -> dict[str, Any]:
+    return Params().model_dump(by_alias=True)
+
+
 def defaults(section: str) -> dict[str, Any]:
-    """The schema's defaults of one section, as plain values."""
-    return Params().model_dump(by_alias=True)[section]
+    """The schema's defaults of one section, as plain values (a copy: the caller may change it)."""
+    return copy.deepcopy(_defaults()[section])
+
+
+def with_defaults(section: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    """`given`, a section as a caller passes it (partial, or None), over the section's defaults
+    (one level: a nested mapping given replaces the default's whole)."""
+    return {**defaults(section), **(given or {})}
 
 
 def complete(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from features.catalog import GROUPS
 from pipeline.config import defaults
 from pipeline.errors import UserError
 from pipeline.labels import LabelSpec, spine_active_days
-from pipeline.store import Validated
+from pipeline.store import Validated, data_end
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,6 @@ def ibis_tables(validated: Validated, spec: EngineSpec | None = None) -> dict[st
         con.execute("SET preserve_insertion_order = false")
     con = ibis.duckdb.from_connection(validated.con)
     return {name: con.table(validated.view(name)) for name in validated.columns}
-
-
-def data_end(validated: Validated) -> pd.Timestamp:
-    """The first day after the data: scores 'as of the end of the data' use this cutoff."""
-    return pd.Timestamp(validated.data_end) + pd.Timedelta(days=1)
 
 
 def spine_for(

@@ -37,7 +37,7 @@ from pipeline.artifacts import (
     load_churn_model,
     read_frame,
 )
-from pipeline.config import defaults
+from pipeline.config import with_defaults
 from pipeline.errors import UserError
 from pipeline.evaluation_record import headline, log_to_run
 from pipeline.figures import LABELS, model_label
@@ -196,15 +196,15 @@ def baseline_predictions(
 ) -> dict[str, np.ndarray]:
     """Each baseline fitted on the training fold only, its probabilities on the test fold
     (`label`: params.yaml's label section, for the label window of bg_nbd)."""
-    label = label or {}
+    label = with_defaults("label", label)
     fold = folds.fold_of(frame["cutoff"])
     train, test = frame[fold == "train"], frame[fold == "test"]
     fitted = fit_baselines(
         train,
         train[LABEL].to_numpy(),
         features,
-        lead_days=int({**defaults("label"), **label}["lead_days"]),
-        horizon_days=int({**defaults("label"), **label}["horizon_days"]),
+        lead_days=int(label["lead_days"]),
+        horizon_days=int(label["horizon_days"]),
     )
     return {name: b.predict_proba(test) for name, b in fitted.items()}
 
@@ -250,7 +250,7 @@ def promote(
 ) -> Decision | None:
     """Champion/challenger on the test rows (None when the model is not in this store), against
     the champion of the data the model was trained on (its lineage, train_info's `data`)."""
-    cfg, rule = params["mlflow"], {**defaults("promote"), **(params.get("promote") or {})}
+    cfg, rule = params["mlflow"], with_defaults("promote", params.get("promote"))
     metric, margin = rule["metric"], float(rule["margin"])
     if metric not in ("auc", "pr_auc", "brier", "log_loss", "ece"):
         raise UserError(f"promote.metric {metric!r}: use auc, pr_auc, brier, log_loss or ece")
@@ -350,7 +350,7 @@ def run(
     write_predictions(test, p_test, p_base, Path(reports_dir) / PREDICTIONS_NAME)
 
     configure(root, params["mlflow"]["experiment"])
-    metric = {**defaults("promote"), **(params.get("promote") or {})}["metric"]
+    metric = with_defaults("promote", params.get("promote"))["metric"]
     with step("champion/challenger"):
         decision = promote(root, params, info, test, metrics["test"].get(metric, float("nan")))
     if decision is not None:

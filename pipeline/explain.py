@@ -16,7 +16,7 @@ from models.drift import Reference
 from models.reasons import contributions, group_contributions, reasons
 from models.tracking import LoadedModel
 from pipeline.contract import as_day
-from pipeline.engine import check_as_of, data_end
+from pipeline.engine import check_as_of
 from pipeline.errors import UserError
 from pipeline.history import folder as history_folder
 from pipeline.history import scores_of
@@ -26,7 +26,7 @@ from pipeline.progress import step
 from pipeline.registry import load_scoring_model
 from pipeline.schedule import EVERY_DAYS, schedule_step
 from pipeline.scoring import SCORED, TOP, model_features, predict, status_of_unscored
-from pipeline.store import Validated, load
+from pipeline.store import Validated, data_end, load
 from pipeline.tiers import Settings, actions, risk_tier, tier_bounds
 
 STABLE = 0.02  # a change in p_churn smaller than this over the window reads as stable

@@ -15,21 +15,14 @@ from features.build import KEYS
 from features.catalog import GROUPS
 from pipeline.artifacts import FRAME_NAME, META_NAME
 from pipeline.contract import as_day
-from pipeline.engine import (
-    EngineSpec,
-    check_as_of,
-    check_engine,
-    check_groups,
-    data_end,
-    features_at,
-)
+from pipeline.engine import EngineSpec, check_as_of, check_engine, check_groups, features_at
 from pipeline.frame import write_training_frame
 from pipeline.io import atomic_dir, check_table_suffix, write_json, write_table
 from pipeline.labels import LABEL, LabelSpec
 from pipeline.lineage import data_lineage, fingerprint
 from pipeline.progress import step
 from pipeline.schedule import schedule_for
-from pipeline.store import load
+from pipeline.store import data_end, load
 
 # what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
 # list as its `params:` in dvc.yaml (tests/test_architecture.py)

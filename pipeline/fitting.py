@@ -16,7 +16,7 @@ from models.calibration import METHODS, Calibrator
 from models.churn_model import ChurnModel
 from models.estimator import fit_lgbm
 from models.expected import envelope
-from pipeline.config import defaults
+from pipeline.config import with_defaults
 from pipeline.errors import UserError
 from pipeline.labels import LABEL
 from pipeline.split import Folds
@@ -96,7 +96,7 @@ def fit_model(
     fold = folds.fold_of(frame["cutoff"])
     valid = frame[fold == "valid"]
     linear, weight = None, 1.0
-    train_params = {**defaults("train"), **params["train"]}
+    train_params = with_defaults("train", params["train"])
     if train_params["blend"]:
         train = frame[fold == "train"]
         linear = LogisticBaseline(features).fit(train, train[LABEL].to_numpy())

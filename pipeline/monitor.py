@@ -33,7 +33,7 @@ import typer
 from models.expected import expected_auc, expected_auc_interval, interval
 from models.metrics import binary_metrics, calibration_bins
 from models.tracking import configure
-from pipeline.engine import data_end, ibis_tables
+from pipeline.engine import ibis_tables
 from pipeline.errors import UserError
 from pipeline.history import Run, folder, runs
 from pipeline.io import atomic_files
@@ -42,7 +42,7 @@ from pipeline.lineage import data_lineage, fingerprint
 from pipeline.monitor_summary import LEVEL, alerts, log_to_mlflow, metrics, render
 from pipeline.paths import repo_root
 from pipeline.progress import step
-from pipeline.store import Validated, load
+from pipeline.store import Validated, data_end, load
 
 # what this stage reads of params.yaml, and all it is given (pipeline.config.only): the same
 # list as its `params:` in dvc.yaml (tests/test_architecture.py)

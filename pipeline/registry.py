@@ -25,12 +25,12 @@ from models.lineage import FINGERPRINT_NAME, describe, from_tags, lineage_alias,
 from models.tracking import (
     CHAMPION,
     LoadedModel,
-    _bounded_http,
-    _load,
-    _path_version,
-    _reason,
+    bounded_http,
     default_uri,
+    load_named,
     load_pyfunc,
+    path_version,
+    reason,
     tracking_uri,
 )
 from pipeline.labels import LABEL
@@ -107,7 +107,7 @@ def _named_fingerprint(uri: str, target: str, loaded: LoadedModel) -> dict[str, 
     if Path(target).is_dir() and _path_fingerprint(Path(target)):
         return _path_fingerprint(Path(target))
     match = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))/?", uri)
-    with contextlib.suppress(Exception), _bounded_http():  # no record: unknown lineage
+    with contextlib.suppress(Exception), bounded_http():  # no record: unknown lineage
         if match:
             client = MlflowClient()
             name, number, alias = match.groups()
@@ -153,7 +153,7 @@ def _load_for_data(
         mlflow.set_tracking_uri(store)
         mlflow.set_registry_uri(store)
         try:
-            with _bounded_http():
+            with bounded_http():
                 client = MlflowClient()
                 mv = _alias_version(client, registered_name, alias)
                 if mv is not None:
@@ -170,7 +170,7 @@ def _load_for_data(
         except Exception as exc:  # unreachable store, deleted artifacts...
             note = (
                 f"could not use the champion for this data ('{alias}') of '{registered_name}' "
-                f"in the MLflow store {store} ({_reason(exc)})"
+                f"in the MLflow store {store} ({reason(exc)})"
             )
     elif has_store:
         note = "the data being scored has no lineage key"
@@ -181,7 +181,7 @@ def _load_for_data(
         if lineage and lineage_of(fingerprint) == lineage:
             note += f"; scoring with the DVC-tracked model {fallback}, trained on this data"
             log.warning("%s", note)
-            loaded = _load(str(Path(fallback).resolve()), f"dvc:{fallback}", note)
+            loaded = load_named(str(Path(fallback).resolve()), f"dvc:{fallback}", note)
             loaded.fingerprint = fingerprint
             return loaded
         found.append((f"the DVC-tracked model {fallback}", fingerprint))
@@ -228,8 +228,8 @@ def load_model(
         if Path(target).is_dir() and (Path(target) / "mlflow" / "MLmodel").is_file():
             target = str(Path(target) / "mlflow")  # the DVC-tracked folder, e.g. data/model
         mlflow.set_tracking_uri(tracking_uri(root))
-        with _bounded_http():
-            loaded = _load(target, _path_version(Path(target)) or uri)
+        with bounded_http():
+            loaded = load_named(target, path_version(Path(target)) or uri)
         if data is not None:
             loaded.fingerprint = _named_fingerprint(uri, target, loaded)
             if lineage_of(loaded.fingerprint) != lineage_of(data):
@@ -244,14 +244,14 @@ def load_model(
         mlflow.set_tracking_uri(store)
         mlflow.set_registry_uri(store)
         try:
-            with _bounded_http():
+            with bounded_http():
                 mv = MlflowClient().get_model_version_by_alias(registered_name, CHAMPION)
                 model = load_pyfunc(f"models:/{registered_name}@{CHAMPION}")
             return LoadedModel(model, f"{registered_name}/{mv.version}", None, from_tags(mv.tags))
         except Exception as exc:  # unreachable store, missing alias, deleted artifacts...
             note = (
                 f"could not use the '{CHAMPION}' of '{registered_name}' in the MLflow store "
-                f"{store} ({_reason(exc)})"
+                f"{store} ({reason(exc)})"
             )
     else:
         note = f"no MLflow store at {store}"
@@ -262,4 +262,4 @@ def load_model(
         )
     note += f"; scoring with the DVC-tracked model {fallback} instead"
     log.warning("%s", note)
-    return _load(str(Path(fallback).resolve()), f"dvc:{fallback}", note)
+    return load_named(str(Path(fallback).resolve()), f"dvc:{fallback}", note)

@@ -152,10 +152,9 @@ def top_accounts(
     scored as the score stage scores them (`churn score --all-active --model MODEL_DIR`): the
     same probabilities, tiers, reasons with the training fold's typical values, and actions.
     None without the data to score."""
-    from pipeline.engine import data_end
     from pipeline.registry import load_scoring_model
     from pipeline.scoring import score
-    from pipeline.store import load
+    from pipeline.store import data_end, load
     from pipeline.tiers import Settings
 
     if data_dir is None or not Path(data_dir).is_dir():

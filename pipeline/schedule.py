@@ -8,11 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import defaults
-from pipeline.engine import data_end
+from pipeline.config import defaults, with_defaults
 from pipeline.errors import UserError
 from pipeline.labels import LabelSpec
-from pipeline.store import Validated
+from pipeline.store import Validated, data_end
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,7 @@ def schedule_for(
     """
     from pipeline.split import split_cutoffs
 
-    schedule = {**defaults("schedule"), **schedule}
-    split = {**defaults("split"), **split}
+    schedule, split = with_defaults("schedule", schedule), with_defaults("split", split)
     every, warmup = schedule["every_days"], schedule["warmup_days"]
     for name, value in (("every_days", every), ("warmup_days", warmup)):
         if value is not None and (not isinstance(value, int) or value < (name == "every_days")):

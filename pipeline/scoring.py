@@ -27,7 +27,7 @@ from features import FeatureConfig
 from models.drift import Reference, drift_report
 from models.reasons import contributions, reasons
 from models.tracking import LoadedModel
-from pipeline.engine import check_as_of, data_end, features_at
+from pipeline.engine import check_as_of, features_at
 from pipeline.errors import UserError
 from pipeline.history import ALL_ACTIVE, record, scores_of
 from pipeline.history import folder as history_folder
@@ -35,7 +35,7 @@ from pipeline.io import atomic_files, check_table_suffix, neutralise
 from pipeline.labels import LabelSpec
 from pipeline.lineage import fingerprint
 from pipeline.progress import counter, step
-from pipeline.store import Validated
+from pipeline.store import Validated, data_end
 from pipeline.tiers import Settings, actions, risk_tier, tier_bounds
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.checking import check
-from pipeline.config import defaults
+from pipeline.config import with_defaults
 from pipeline.io import atomic_dir, write_json, write_table
 from pipeline.io import sql_literal as _lit
 from pipeline.lineage import recorded_source
@@ -81,7 +81,7 @@ def load(data_dir: Path, settings: dict[str, Any] | None = None) -> Validated:
     opened = _open_clean(data_dir)
     if opened is not None:
         return opened
-    settings = {**defaults("validate"), **(settings or {})}
+    settings = with_defaults("validate", settings)
     result = check(
         data_dir,
         policy=settings["policy"] or "fail",
@@ -161,3 +161,8 @@ def write_clean(result: Validated, out_dir: Path) -> None:
             write_table(rejects(result), tmp / REJECTS_NAME)
         write_json(result.report(), tmp / REPORT_NAME)
     log.info("wrote %d clean tables to %s", len(result.kept), out_dir)
+
+
+def data_end(validated: Validated) -> pd.Timestamp:
+    """The first day after the data: scores 'as of the end of the data' use this cutoff."""
+    return pd.Timestamp(validated.data_end) + pd.Timedelta(days=1)

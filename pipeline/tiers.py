@@ -59,8 +59,8 @@ class Settings:
         (pipeline/config.py). Raises UserError naming a wrong value."""
         base = defaults("score")
         given = {**base, **params}
-        reasons_ = {**base["reasons"], **(params.get("reasons") or {})}
-        drift = {**base["drift"], **(params.get("drift") or {})}
+        reasons_ = base["reasons"] | (params.get("reasons") or {})
+        drift = base["drift"] | (params.get("drift") or {})
         settings = cls(
             tiers=dict(given["tiers"] or base["tiers"]),
             tiers_by=given["tiers_by"],

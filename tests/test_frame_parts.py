@@ -10,13 +10,12 @@ import pytest
 
 from features import FeatureConfig
 from pipeline.checking import check
-from pipeline.engine import data_end
 from pipeline.frame import account_ranges, training_frame, write_training_frame
 from pipeline.labels import LabelSpec
 from pipeline.schedule import snapshot_schedule
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.store import load, write_clean
+from pipeline.store import data_end, load, write_clean
 
 CFG = FeatureConfig(recent_days=60, long_days=200)
 

@@ -23,7 +23,7 @@ from models.churn_model import ChurnModel
 from models.drift import Reference, drift_report, reference_profile
 from models.reasons import contributions, raw_score, reasons
 from pipeline.contract import parse_date
-from pipeline.engine import data_end, features_at
+from pipeline.engine import features_at
 from pipeline.errors import UserError
 from pipeline.io import numbers, read_table
 from pipeline.labels import LabelSpec
@@ -32,7 +32,7 @@ from pipeline.paths import PACKAGE_ROOT
 from pipeline.scoring import score_features
 from pipeline.simulate import SimConfig
 from pipeline.simulate import write as simulate
-from pipeline.store import load
+from pipeline.store import data_end, load
 from pipeline.tiers import Settings, tier_bounds
 from tests.conftest import copied, score
 from tests.test_badinput_validate import run_cli
